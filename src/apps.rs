@@ -1,0 +1,162 @@
+//! Apps: their configuration, their channels and their connection count, found by id (HTTP
+//! API) or key (WebSocket).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use herald_protocol::presence::PresenceLimits;
+
+use crate::channels::ChannelRegistry;
+use crate::config::AppConfig;
+
+/// One app at run time.
+#[derive(Debug)]
+pub struct App {
+    pub config: AppConfig,
+    pub channels: ChannelRegistry,
+    connections: AtomicU64,
+}
+
+/// Holds one of the app's connection slots; dropping it frees the slot.
+#[derive(Debug)]
+pub struct ConnectionSlot(Arc<App>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl App {
+    pub fn new(config: AppConfig) -> Self {
+        Self { config, channels: ChannelRegistry::new(), connections: AtomicU64::new(0) }
+    }
+
+    /// Takes a connection slot, or `None` when the app is at `max_connections`.
+    pub fn try_connect(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        let max = self.config.max_connections.unwrap_or(u64::MAX);
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| ConnectionSlot(self.clone()))
+    }
+
+    /// Connections open now.
+    pub fn connection_count(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// The presence limits of this app.
+    pub fn presence_limits(&self) -> PresenceLimits {
+        PresenceLimits {
+            max_user_id_length: self.config.max_user_id_length,
+            max_user_info_bytes: self.config.max_presence_user_info_bytes,
+        }
+    }
+
+    /// Whether a WebSocket with this `Origin` header may connect. Entries match the origin's
+    /// host with `*` wildcards; `*` alone allows everything, including no `Origin` at all.
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        let allowed = &self.config.allowed_origins;
+        if allowed.iter().any(|a| a == "*") {
+            return true;
+        }
+        let Some(origin) = origin else { return false };
+        let host = origin_host(origin);
+        allowed.iter().any(|pattern| wildcard_match(pattern, host) || wildcard_match(pattern, origin))
+    }
+}
+
+/// The host part of an `Origin` (`https://app.example.com:8443` → `app.example.com`).
+fn origin_host(origin: &str) -> &str {
+    let rest = origin.split_once("://").map_or(origin, |(_, r)| r);
+    let rest = rest.split('/').next().unwrap_or(rest);
+    if rest.starts_with('[') {
+        return rest.split_once(']').map_or(rest, |(h, _)| h.trim_start_matches('['));
+    }
+    rest.rsplit_once(':').map_or(rest, |(h, _)| h)
+}
+
+/// `*` matches any run of characters; everything else matches itself, case-insensitively.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (pattern, text) = (pattern.to_ascii_lowercase(), text.to_ascii_lowercase());
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Every configured app.
+#[derive(Debug, Default)]
+pub struct Apps {
+    by_id: HashMap<String, Arc<App>>,
+    by_key: HashMap<String, Arc<App>>,
+}
+
+impl Apps {
+    pub fn new(configs: &[AppConfig]) -> Self {
+        let mut apps = Self::default();
+        for config in configs {
+            let app = Arc::new(App::new(config.clone()));
+            apps.by_id.insert(config.id.clone(), app.clone());
+            apps.by_key.insert(config.key.clone(), app);
+        }
+        apps
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&Arc<App>> {
+        self.by_id.get(id)
+    }
+
+    pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
+        self.by_key.get(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_id.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(origins: &[&str]) -> Arc<App> {
+        let mut c = AppConfig::dev();
+        c.allowed_origins = origins.iter().map(|s| s.to_string()).collect();
+        c.max_connections = Some(1);
+        Arc::new(App::new(c))
+    }
+
+    #[test]
+    fn origins_match_by_host_with_wildcards() {
+        let a = app(&["*.example.com", "localhost"]);
+        assert!(a.allows_origin(Some("https://app.example.com")));
+        assert!(a.allows_origin(Some("http://localhost:5173")));
+        assert!(!a.allows_origin(Some("https://example.org")));
+        assert!(!a.allows_origin(None));
+        assert!(app(&["*"]).allows_origin(None));
+    }
+
+    #[test]
+    fn connection_slots_respect_the_quota_and_free_on_drop() {
+        let a = app(&["*"]);
+        let slot = a.try_connect().unwrap();
+        assert!(a.try_connect().is_none());
+        drop(slot);
+        assert!(a.try_connect().is_some());
+    }
+}

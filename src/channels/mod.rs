@@ -1,0 +1,14 @@
+//! Channels: who is subscribed where, presence rosters, and fan-out of encoded frames.
+//!
+//! This module never sees a socket. It holds each subscriber's [`Outbox`] handle and pushes
+//! already-encoded [`Frame`]s into it; pushing never blocks. Locks are per channel, short,
+//! and never held across an `.await`.
+//!
+//! [`Outbox`]: crate::outbox::Outbox
+//! [`Frame`]: crate::frame::Frame
+
+mod presence;
+mod registry;
+
+pub use presence::Roster;
+pub use registry::{ChannelRegistry, ChannelSummary, JoinError, Joined, Left, Subscriber};

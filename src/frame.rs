@@ -1,0 +1,87 @@
+//! An event encoded once: the bytes of one WebSocket text frame, shared by every subscriber.
+//!
+//! Server frames are unmasked, so the same bytes are valid on every socket. Nothing here
+//! knows about sockets; the framing itself is fastwebsockets'.
+
+use bytes::Bytes;
+use fastwebsockets::{Frame as WsFrame, OpCode, Payload};
+use herald_protocol::ServerMessage;
+
+/// One complete WebSocket frame, ready to write. Cloning it is a reference-count bump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame(Bytes);
+
+impl Frame {
+    /// Encodes `message` as a text frame.
+    pub fn message(message: &ServerMessage<'_>) -> Self {
+        Self::text(&message.to_json())
+    }
+
+    /// Encodes `json` as a text frame.
+    pub fn text(json: &str) -> Self {
+        Self::encode(WsFrame::text(Payload::Borrowed(json.as_bytes())))
+    }
+
+    /// A close frame with `code` and a reason (cut to the 123 bytes a close frame allows).
+    pub fn close(code: u16, reason: &str) -> Self {
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self::encode(WsFrame::close(code, &reason.as_bytes()[..end]))
+    }
+
+    /// A pong control frame echoing `payload`.
+    pub fn pong(payload: &[u8]) -> Self {
+        Self::encode(WsFrame::new(true, OpCode::Pong, None, Payload::Borrowed(payload)))
+    }
+
+    /// Encodes any fastwebsockets frame (used for the replies its reader obliges us to send).
+    pub fn encode(mut frame: WsFrame<'_>) -> Self {
+        let mut buf = Vec::with_capacity(frame.payload.len() + 14);
+        let len = frame.write(&mut buf).len();
+        buf.truncate(len);
+        Self(Bytes::from(buf))
+    }
+
+    /// The frame's bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// Length on the wire.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the frame is empty (never, for a real frame).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_frame_has_a_two_byte_header() {
+        let f = Frame::text("{}");
+        assert_eq!(f.bytes().as_ref(), &[0x81, 2, b'{', b'}']);
+    }
+
+    #[test]
+    fn long_text_frame_uses_the_16_bit_length() {
+        let json = "x".repeat(300);
+        let f = Frame::text(&json);
+        assert_eq!(&f.bytes()[..4], &[0x81, 126, 1, 44]);
+        assert_eq!(f.len(), 304);
+    }
+
+    #[test]
+    fn close_frame_carries_code_and_reason() {
+        let f = Frame::close(4201, "Pong reply not received in time");
+        assert_eq!(f.bytes()[0], 0x88);
+        assert_eq!(&f.bytes()[2..4], &4201u16.to_be_bytes());
+    }
+}

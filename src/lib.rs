@@ -1,0 +1,14 @@
+//! herald: a Pusher Channels compatible realtime server.
+//!
+//! Layers, and the way dependencies point: `herald-protocol` (pure wire format) ← the domain
+//! (`apps`, `channels`, `outbox`, `frame`) ← `server` (sockets, HTTP, WebSocket) ← `main`.
+
+pub mod apps;
+pub mod channels;
+pub mod cli;
+pub mod config;
+pub mod frame;
+pub mod outbox;
+pub mod server;
+
+pub use server::Server;

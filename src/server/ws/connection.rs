@@ -1,0 +1,325 @@
+//! The task that owns one WebSocket: it reads frames into the [`Session`], writes what the
+//! [`Outbox`] holds, and keeps the connection alive or closes it.
+//!
+//! One task per socket, no separate reader and writer tasks. fastwebsockets' `read_frame` is
+//! not cancel safe, so the read is a single future pinned across loop iterations: `select!`
+//! polls it in place and never drops it before it completes. The other branches (outbox
+//! ready, keepalive timer, shutdown) are cancel safe; each says why below.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use fastwebsockets::{OpCode, Payload, WebSocketError, WebSocketRead};
+use herald_protocol::codes::{CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG, CLOSE_PROTOCOL_ERROR};
+use herald_protocol::{ErrorCode, ServerMessage};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::session::Session;
+use crate::frame::Frame;
+use crate::outbox::{CloseReason, Next, Outbox};
+
+/// Most frames taken from the outbox for one vectored write.
+const WRITE_BATCH_FRAMES: usize = 64;
+
+/// How long the last frames and the close frame may take to write.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Timing of the keepalive.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepalive {
+    pub activity_timeout: Duration,
+    pub pong_timeout: Duration,
+}
+
+/// Why the loop ended, for the log.
+#[derive(Debug)]
+enum Ended {
+    Closed(CloseReason),
+    Gone,
+}
+
+/// Serves one established connection until it closes. `session` already holds the
+/// connection's outbox with `connection_established` queued.
+pub async fn run<R, W>(
+    mut reader: WebSocketRead<R>,
+    mut writer: W,
+    mut session: Session,
+    outbox: Arc<Outbox>,
+    keepalive: Keepalive,
+    max_message_bytes: usize,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    reader.set_auto_close(false);
+    reader.set_auto_pong(true);
+    reader.set_max_message_size(max_message_bytes.saturating_add(1));
+    let read = next_frame(reader, outbox.clone());
+    tokio::pin!(read);
+    let mut fragments = Fragments::default();
+    let mut last_seen = Instant::now();
+    let mut ping_outstanding = false;
+    let timer = sleep_until(last_seen + keepalive.activity_timeout);
+    tokio::pin!(timer);
+    let mut draining = false;
+    let mut reading = true;
+
+    let ended = loop {
+        tokio::select! {
+            biased;
+            // Cancel safe: `ready` re-checks the queue before every wait.
+            () = outbox.ready() => {
+                if let Some(ended) = flush(&mut writer, outbox.take(WRITE_BATCH_FRAMES), &outbox).await {
+                    break ended;
+                }
+            }
+            // Not cancelled: `read` is pinned outside the loop and polled in place.
+            (reader, result) = &mut read, if reading => {
+                last_seen = Instant::now();
+                ping_outstanding = false;
+                match result {
+                    Ok(frame) => handle_frame(frame, &mut fragments, &mut session, &outbox, max_message_bytes),
+                    Err(error) => {
+                        if let Some((code, message)) = close_for(&error) {
+                            outbox.close(code, message);
+                        } else {
+                            break Ended::Gone;
+                        }
+                    }
+                }
+                if outbox.is_closing() {
+                    reading = false;
+                } else {
+                    read.set(next_frame(reader, outbox.clone()));
+                }
+            }
+            // Cancel safe: a `Sleep` is only re-armed, never lost.
+            () = &mut timer => {
+                let now = Instant::now();
+                if ping_outstanding {
+                    outbox.close(ErrorCode::PongNotReceived.code(), ErrorCode::PongNotReceived.default_message());
+                    timer.as_mut().reset(now + keepalive.pong_timeout);
+                } else if now >= last_seen + keepalive.activity_timeout {
+                    let _ = outbox.push(Frame::message(&ServerMessage::Ping));
+                    ping_outstanding = true;
+                    timer.as_mut().reset(now + keepalive.pong_timeout);
+                } else {
+                    timer.as_mut().reset(last_seen + keepalive.activity_timeout);
+                }
+            }
+            // Cancel safe: `cancelled` has no state to lose.
+            () = shutdown.cancelled(), if !draining => {
+                draining = true;
+                outbox.close(ErrorCode::ReconnectImmediately.code(), "Server shutting down");
+            }
+        }
+    };
+    let _ = writer.shutdown().await;
+    match ended {
+        Ended::Closed(reason) => {
+            tracing::debug!(socket_id = %session.socket_id(), code = reason.code, reason = %reason.message, "closed")
+        }
+        Ended::Gone => tracing::debug!(socket_id = %session.socket_id(), "connection lost"),
+    }
+    session.close();
+}
+
+/// Writes what the outbox handed out; `Some` when the connection is over.
+async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, next: Option<Next>, outbox: &Outbox) -> Option<Ended> {
+    match next {
+        None => None,
+        Some(Next::Write(frames)) => (!write_frames(writer, frames, outbox).await).then_some(Ended::Gone),
+        Some(Next::Close(mut frames, reason)) => {
+            // A reader that stopped reading may never take these: bounded by a deadline.
+            frames.push(Frame::close(reason.code, &reason.message));
+            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_frames(writer, frames, outbox)).await;
+            Some(Ended::Closed(reason))
+        }
+    }
+}
+
+/// Reads the next frame, handing the reader back so the caller can read again. Pongs that
+/// answer pings go through the outbox like everything else.
+async fn next_frame<R: AsyncRead + Unpin>(
+    mut reader: WebSocketRead<R>,
+    outbox: Arc<Outbox>,
+) -> (WebSocketRead<R>, Result<Inbound, WebSocketError>) {
+    let result = reader
+        .read_frame(&mut |frame| {
+            let _ = outbox.push(Frame::encode(frame));
+            std::future::ready(Ok::<(), Infallible>(()))
+        })
+        .await
+        .map(Inbound::from);
+    (reader, result)
+}
+
+/// A frame read from the client, owning its payload.
+#[derive(Debug)]
+struct Inbound {
+    fin: bool,
+    opcode: OpCode,
+    payload: BytesMut,
+}
+
+impl From<fastwebsockets::Frame<'_>> for Inbound {
+    fn from(frame: fastwebsockets::Frame<'_>) -> Self {
+        let payload = match frame.payload {
+            Payload::Bytes(bytes) => bytes,
+            other => BytesMut::from(&other[..]),
+        };
+        Self { fin: frame.fin, opcode: frame.opcode, payload }
+    }
+}
+
+/// The close a read error calls for, or `None` when the peer is simply gone.
+fn close_for(error: &WebSocketError) -> Option<(u16, &'static str)> {
+    match error {
+        WebSocketError::FrameTooLarge => Some((CLOSE_MESSAGE_TOO_BIG, "Maximum message size exceeded")),
+        WebSocketError::InvalidUTF8 => Some((CLOSE_INVALID_PAYLOAD, "Invalid UTF-8")),
+        WebSocketError::UnexpectedEOF | WebSocketError::IoError(_) | WebSocketError::ConnectionClosed => None,
+        _ => Some((CLOSE_PROTOCOL_ERROR, "WebSocket protocol error")),
+    }
+}
+
+/// A text message arriving in several frames, bounded by the message limit.
+#[derive(Debug, Default)]
+struct Fragments {
+    buffer: Option<Vec<u8>>,
+}
+
+fn handle_frame(
+    frame: Inbound,
+    fragments: &mut Fragments,
+    session: &mut Session,
+    outbox: &Outbox,
+    max_message_bytes: usize,
+) {
+    match frame.opcode {
+        OpCode::Text if frame.fin => handle_text(&frame.payload, session, outbox),
+        OpCode::Text | OpCode::Binary if !frame.fin => fragments.buffer = Some(frame.payload.to_vec()),
+        OpCode::Continuation => {
+            let Some(buffer) = fragments.buffer.as_mut() else {
+                return outbox.close(CLOSE_PROTOCOL_ERROR, "Unexpected continuation frame");
+            };
+            if buffer.len() + frame.payload.len() > max_message_bytes {
+                return outbox.close(CLOSE_MESSAGE_TOO_BIG, "Maximum message size exceeded");
+            }
+            buffer.extend_from_slice(&frame.payload);
+            if frame.fin {
+                if let Some(message) = fragments.buffer.take() {
+                    handle_text(&message, session, outbox);
+                }
+            }
+        }
+        OpCode::Close => {
+            let code = match frame.payload.get(..2) {
+                Some(b) => u16::from_be_bytes([b[0], b[1]]),
+                None => 1000,
+            };
+            let code = if (1000..5000).contains(&code) { code } else { 1000 };
+            outbox.close(code, "");
+        }
+        // Binary messages are not part of the protocol: ignored. Pongs only count as activity.
+        _ => {}
+    }
+}
+
+fn handle_text(payload: &[u8], session: &mut Session, outbox: &Outbox) {
+    match std::str::from_utf8(payload) {
+        Ok(text) => session.handle_text(text),
+        Err(_) => outbox.close(CLOSE_INVALID_PAYLOAD, "Invalid UTF-8"),
+    }
+}
+
+/// Writes `frames` with as few syscalls as the kernel allows. Gives up (false) when the
+/// socket fails, or when the outbox is closed while a write is stuck on a slow reader.
+async fn write_frames<W: AsyncWrite + Unpin>(writer: &mut W, frames: Vec<Frame>, outbox: &Outbox) -> bool {
+    if frames.is_empty() {
+        return true;
+    }
+    let mut buf = FrameBuf::new(frames);
+    let closing_before = outbox.is_closing();
+    tokio::select! {
+        result = writer.write_all_buf(&mut buf) => result.is_ok(),
+        // A slow reader whose outbox overflowed: abandon the write, the connection is dropped.
+        () = outbox.closing(), if !closing_before => false,
+    }
+}
+
+/// Queued frames seen as one buffer, so a single `writev` can send many of them.
+struct FrameBuf {
+    frames: Vec<Frame>,
+    index: usize,
+    offset: usize,
+    remaining: usize,
+}
+
+impl FrameBuf {
+    fn new(frames: Vec<Frame>) -> Self {
+        let remaining = frames.iter().map(Frame::len).sum();
+        Self { frames, index: 0, offset: 0, remaining }
+    }
+}
+
+impl Buf for FrameBuf {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.frames.get(self.index).map_or(&[], |f| &f.bytes()[self.offset..])
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        let mut offset = self.offset;
+        for frame in self.frames[self.index..].iter() {
+            if n == dst.len() {
+                break;
+            }
+            dst[n] = std::io::IoSlice::new(&frame.bytes()[offset..]);
+            offset = 0;
+            n += 1;
+        }
+        n
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        self.remaining -= cnt;
+        while cnt > 0 {
+            let left = self.frames[self.index].len() - self.offset;
+            if cnt < left {
+                self.offset += cnt;
+                return;
+            }
+            cnt -= left;
+            self.index += 1;
+            self.offset = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_buf_advances_across_frames() {
+        let mut buf = FrameBuf::new(vec![Frame::text("ab"), Frame::text("cde")]);
+        assert_eq!(buf.remaining(), 9);
+        buf.advance(3);
+        assert_eq!(buf.chunk(), b"b");
+        buf.advance(1);
+        assert_eq!(buf.chunk()[2..], *b"cde");
+        let mut slices = [std::io::IoSlice::new(&[]); 4];
+        assert_eq!(buf.chunks_vectored(&mut slices), 1);
+        buf.advance(5);
+        assert_eq!(buf.remaining(), 0);
+    }
+}
