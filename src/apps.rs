@@ -9,12 +9,14 @@ use herald_protocol::presence::PresenceLimits;
 
 use crate::channels::ChannelRegistry;
 use crate::config::AppConfig;
+use crate::webhooks::{AppWebhooks, Webhooks};
 
 /// One app at run time.
 #[derive(Debug)]
 pub struct App {
     pub config: AppConfig,
     pub channels: ChannelRegistry,
+    pub webhooks: AppWebhooks,
     connections: AtomicU64,
 }
 
@@ -29,8 +31,8 @@ impl Drop for ConnectionSlot {
 }
 
 impl App {
-    pub fn new(config: AppConfig) -> Self {
-        Self { config, channels: ChannelRegistry::new(), connections: AtomicU64::new(0) }
+    pub fn new(config: AppConfig, webhooks: AppWebhooks) -> Self {
+        Self { config, channels: ChannelRegistry::new(), webhooks, connections: AtomicU64::new(0) }
     }
 
     /// Takes a connection slot, or `None` when the app is at `max_connections`.
@@ -107,10 +109,10 @@ pub struct Apps {
 }
 
 impl Apps {
-    pub fn new(configs: &[AppConfig]) -> Self {
+    pub fn new(configs: &[AppConfig], webhooks: &Webhooks) -> Self {
         let mut apps = Self::default();
         for config in configs {
-            let app = Arc::new(App::new(config.clone()));
+            let app = Arc::new(App::new(config.clone(), webhooks.for_app(config)));
             apps.by_id.insert(config.id.clone(), app.clone());
             apps.by_key.insert(config.key.clone(), app);
         }
@@ -138,7 +140,7 @@ mod tests {
         let mut c = AppConfig::dev();
         c.allowed_origins = origins.iter().map(|s| s.to_string()).collect();
         c.max_connections = Some(1);
-        Arc::new(App::new(c))
+        Arc::new(App::new(c, AppWebhooks::disabled()))
     }
 
     #[test]

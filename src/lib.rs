@@ -10,5 +10,6 @@ pub mod config;
 pub mod frame;
 pub mod outbox;
 pub mod server;
+pub mod webhooks;
 
 pub use server::Server;

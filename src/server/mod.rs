@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::apps::Apps;
 use crate::config::{Config, ServerConfig};
+use crate::webhooks::Webhooks;
 use socket_ids::SocketIds;
 
 /// Response bodies are always complete buffers.
@@ -63,13 +64,14 @@ impl Server {
     /// (close 4200) and waits for the connections to finish.
     pub async fn run(self, shutdown: CancellationToken) {
         let addr = self.local_addr();
+        let tracker = TaskTracker::new();
+        let webhooks = Webhooks::start(&self.config.webhooks, shutdown.clone(), &tracker);
         let shared = Arc::new(Shared {
-            apps: Apps::new(&self.config.apps),
+            apps: Apps::new(&self.config.apps, &webhooks),
             config: self.config.server,
             socket_ids: SocketIds::new(),
             shutdown: shutdown.clone(),
         });
-        let tracker = TaskTracker::new();
         tracing::info!("listening on {addr}");
         loop {
             tokio::select! {

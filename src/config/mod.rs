@@ -8,11 +8,18 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+mod app;
+mod webhooks;
+
+pub use app::AppConfig;
+pub use webhooks::{WebhookTarget, WebhooksConfig};
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
+    pub webhooks: WebhooksConfig,
     pub apps: Vec<AppConfig>,
 }
 
@@ -60,110 +67,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// One application: credentials and per-app limits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AppConfig {
-    pub id: String,
-    pub key: String,
-    pub secret: String,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Accept `client-` events on private and presence channels.
-    #[serde(default = "yes")]
-    pub client_events: bool,
-    /// Send `pusher_internal:subscription_count` to subscribers of non-presence channels.
-    #[serde(default)]
-    pub subscription_count: bool,
-    /// Most connections at once; absent means unlimited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_connections: Option<u64>,
-    #[serde(default = "defaults::max_event_payload_bytes")]
-    pub max_event_payload_bytes: usize,
-    #[serde(default = "defaults::max_channels_per_trigger")]
-    pub max_channels_per_trigger: usize,
-    #[serde(default = "defaults::max_batch_size")]
-    pub max_batch_size: usize,
-    #[serde(default = "defaults::max_presence_members")]
-    pub max_presence_members: usize,
-    #[serde(default = "defaults::max_presence_user_info_bytes")]
-    pub max_presence_user_info_bytes: usize,
-    #[serde(default = "defaults::max_user_id_length")]
-    pub max_user_id_length: usize,
-    /// Client events one connection may send per second; more are answered with 4301.
-    #[serde(default = "defaults::client_events_per_second")]
-    pub client_events_per_second: u32,
-    /// `Origin` hosts allowed to connect, `*` wildcards allowed; `["*"]` allows all.
-    #[serde(default = "defaults::allowed_origins")]
-    pub allowed_origins: Vec<String>,
-    /// Seconds of silence before the server pings; also sent to clients in the handshake.
-    #[serde(default = "defaults::activity_timeout_seconds")]
-    pub activity_timeout_seconds: u64,
-}
-
-fn yes() -> bool {
-    true
-}
-
-mod defaults {
-    pub fn max_event_payload_bytes() -> usize {
-        10 * 1024
-    }
-    pub fn max_channels_per_trigger() -> usize {
-        100
-    }
-    pub fn max_batch_size() -> usize {
-        10
-    }
-    pub fn max_presence_members() -> usize {
-        100
-    }
-    pub fn max_presence_user_info_bytes() -> usize {
-        1024
-    }
-    pub fn max_user_id_length() -> usize {
-        128
-    }
-    pub fn client_events_per_second() -> u32 {
-        10
-    }
-    pub fn allowed_origins() -> Vec<String> {
-        vec!["*".into()]
-    }
-    pub fn activity_timeout_seconds() -> u64 {
-        120
-    }
-}
-
-impl AppConfig {
-    /// An app with Pusher's default limits.
-    pub fn new(id: &str, key: &str, secret: &str) -> Self {
-        Self {
-            id: id.into(),
-            key: key.into(),
-            secret: secret.into(),
-            enabled: true,
-            client_events: true,
-            subscription_count: false,
-            max_connections: None,
-            max_event_payload_bytes: defaults::max_event_payload_bytes(),
-            max_channels_per_trigger: defaults::max_channels_per_trigger(),
-            max_batch_size: defaults::max_batch_size(),
-            max_presence_members: defaults::max_presence_members(),
-            max_presence_user_info_bytes: defaults::max_presence_user_info_bytes(),
-            max_user_id_length: defaults::max_user_id_length(),
-            client_events_per_second: defaults::client_events_per_second(),
-            allowed_origins: defaults::allowed_origins(),
-            activity_timeout_seconds: defaults::activity_timeout_seconds(),
-        }
-    }
-
-    /// The built-in development app that `herald` with no configuration serves.
-    pub fn dev() -> Self {
-        Self::new("app-id", "app-key", "app-secret")
-    }
-}
-
 /// A configuration that cannot be used, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -177,7 +80,7 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), message: message.into() }
 }
 
@@ -207,6 +110,7 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0"));
             }
         }
+        self.webhooks.validate()?;
         for (i, app) in self.apps.iter().enumerate() {
             app.validate(&format!("apps[{i}]"))?;
             if self.apps[..i].iter().any(|a| a.id == app.id) {
@@ -226,40 +130,6 @@ impl Config {
             app.secret = "********".into();
         }
         toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
-    }
-}
-
-impl AppConfig {
-    fn validate(&self, at: &str) -> Result<(), ConfigError> {
-        for (field, value) in [("id", &self.id), ("key", &self.key), ("secret", &self.secret)] {
-            if value.is_empty() {
-                return Err(invalid(format!("{at}.{field}"), "must not be empty"));
-            }
-        }
-        if self.key.contains(':') || self.key.contains('/') {
-            return Err(invalid(format!("{at}.key"), "must not contain ':' or '/'"));
-        }
-        if self.id.contains('/') {
-            return Err(invalid(format!("{at}.id"), "must not contain '/'"));
-        }
-        for (field, value) in [
-            ("max_event_payload_bytes", self.max_event_payload_bytes as u64),
-            ("max_channels_per_trigger", self.max_channels_per_trigger as u64),
-            ("max_batch_size", self.max_batch_size as u64),
-            ("max_presence_members", self.max_presence_members as u64),
-            ("max_presence_user_info_bytes", self.max_presence_user_info_bytes as u64),
-            ("max_user_id_length", self.max_user_id_length as u64),
-            ("client_events_per_second", u64::from(self.client_events_per_second)),
-            ("activity_timeout_seconds", self.activity_timeout_seconds),
-        ] {
-            if value == 0 {
-                return Err(invalid(format!("{at}.{field}"), "must be greater than 0"));
-            }
-        }
-        if self.allowed_origins.is_empty() {
-            return Err(invalid(format!("{at}.allowed_origins"), "must list at least one origin (\"*\" allows all)"));
-        }
-        Ok(())
     }
 }
 
