@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use herald_protocol::presence::PresenceLimits;
 
-use crate::channels::ChannelRegistry;
+use crate::channels::{ChannelPolicy, ChannelRegistry};
 use crate::config::AppConfig;
+use crate::users::UserRegistry;
 use crate::webhooks::{AppWebhooks, Webhooks};
 
 /// One app at run time.
@@ -16,6 +17,7 @@ use crate::webhooks::{AppWebhooks, Webhooks};
 pub struct App {
     pub config: AppConfig,
     pub channels: ChannelRegistry,
+    pub users: UserRegistry,
     pub webhooks: AppWebhooks,
     connections: AtomicU64,
 }
@@ -32,7 +34,18 @@ impl Drop for ConnectionSlot {
 
 impl App {
     pub fn new(config: AppConfig, webhooks: AppWebhooks) -> Self {
-        Self { config, channels: ChannelRegistry::new(), webhooks, connections: AtomicU64::new(0) }
+        let policy = ChannelPolicy {
+            max_presence_members: config.max_presence_members,
+            subscription_count: config.subscription_count,
+            cache_ttl: std::time::Duration::from_secs(config.cache_ttl_seconds),
+        };
+        Self {
+            channels: ChannelRegistry::new(policy, webhooks.clone()),
+            users: UserRegistry::new(),
+            config,
+            webhooks,
+            connections: AtomicU64::new(0),
+        }
     }
 
     /// Takes a connection slot, or `None` when the app is at `max_connections`.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod frame;
 pub mod outbox;
 pub mod server;
+pub mod users;
 pub mod webhooks;
 
 pub use server::Server;

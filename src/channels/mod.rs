@@ -1,4 +1,5 @@
-//! Channels: who is subscribed where, presence rosters, and fan-out of encoded frames.
+//! Channels: who is subscribed where, presence rosters, cache channels' last events, and
+//! fan-out of encoded frames.
 //!
 //! This module never sees a socket. It holds each subscriber's [`Outbox`] handle and pushes
 //! already-encoded [`Frame`]s into it; pushing never blocks. Locks are per channel, short,
@@ -7,8 +8,12 @@
 //! [`Outbox`]: crate::outbox::Outbox
 //! [`Frame`]: crate::frame::Frame
 
+mod cache;
 mod presence;
 mod registry;
+mod state;
+#[cfg(test)]
+mod tests;
 
 pub use presence::Roster;
-pub use registry::{ChannelRegistry, ChannelSummary, JoinError, Joined, Left, Subscriber};
+pub use registry::{ChannelPolicy, ChannelRegistry, ChannelSummary, JoinError, Joined, Subscriber};

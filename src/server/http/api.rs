@@ -63,10 +63,12 @@ async fn serve(shared: &Shared, request: Request<Incoming>, path: &str) -> Resul
         (["channels"], &Method::GET) => queries::channels(&req),
         (["channels", name], &Method::GET) => queries::channel(&req, name),
         (["channels", name, "users"], &Method::GET) => queries::users(&req, name),
+        (["users", user_id, "terminate_connections"], &Method::POST) => queries::terminate(&req, user_id),
         (["connections"], &Method::GET) => Ok(serde_json::json!({ "connections": app.connection_count() }).to_string()),
-        (["events"] | ["batch_events"] | ["channels", ..] | ["connections"], m) => {
-            Err(ApiError::MethodNotAllowed(m.to_string()))
-        }
+        (
+            ["events"] | ["batch_events"] | ["channels", ..] | ["connections"] | ["users", _, "terminate_connections"],
+            m,
+        ) => Err(ApiError::MethodNotAllowed(m.to_string())),
         _ => Err(ApiError::NotFound(format!("No endpoint at {path}"))),
     }
 }

@@ -138,7 +138,16 @@ fn publish(req: &Authorized<'_>, trigger: &Trigger) {
             data: Some(&trigger.data),
             user_id: None,
         };
-        req.app.channels.publish(channel.as_str(), &Frame::message(&message), trigger.except);
+        let frame = Frame::message(&message);
+        match channel.server_to_user_id() {
+            Some(user_id) => {
+                req.app.users.send(user_id, &frame);
+            }
+            None => {
+                let cache_data = channel.is_cache().then_some(trigger.data.as_str());
+                req.app.channels.publish(channel, &frame, trigger.except, cache_data);
+            }
+        }
     }
 }
 

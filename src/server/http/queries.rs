@@ -60,10 +60,25 @@ pub fn channel(req: &Authorized<'_>, name: &str) -> Result<String, ApiError> {
             "subscription_count" => {
                 out.insert("subscription_count".into(), summary.as_ref().map_or(0, |s| s.subscription_count).into());
             }
+            "cache" if channel.is_cache() => {
+                let cache = req
+                    .app
+                    .channels
+                    .cached(channel.as_str())
+                    .map(|(data, ttl)| serde_json::json!({ "data": &*data, "ttl": ttl.as_secs() }));
+                out.insert("cache".into(), cache.unwrap_or(Value::Null));
+            }
             _ => {}
         }
     }
     Ok(Value::Object(out).to_string())
+}
+
+/// `POST /users/{user_id}/terminate_connections`: closes every socket signed in as the user.
+pub fn terminate(req: &Authorized<'_>, user_id: &str) -> Result<String, ApiError> {
+    let closed = req.app.users.terminate(user_id);
+    tracing::info!(app = %req.app.config.id, closed, "terminated a user's connections");
+    Ok("{}".into())
 }
 
 pub fn users(req: &Authorized<'_>, name: &str) -> Result<String, ApiError> {

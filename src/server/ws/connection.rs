@@ -28,11 +28,13 @@ const WRITE_BATCH_FRAMES: usize = 64;
 /// How long the last frames and the close frame may take to write.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Timing of the keepalive.
+/// Timing of the keepalive, and of the "authorized connections" deadline.
 #[derive(Debug, Clone, Copy)]
 pub struct Keepalive {
     pub activity_timeout: Duration,
     pub pong_timeout: Duration,
+    /// A connection not authorized by then is closed with 4009.
+    pub authorize_within: Option<Duration>,
 }
 
 /// Why the loop ended, for the log.
@@ -68,6 +70,9 @@ pub async fn run<R, W>(
     tokio::pin!(timer);
     let mut draining = false;
     let mut reading = true;
+    let authorize_deadline = sleep_until(Instant::now() + keepalive.authorize_within.unwrap_or(Duration::ZERO));
+    tokio::pin!(authorize_deadline);
+    let mut authorize_pending = keepalive.authorize_within.is_some();
 
     let ended = loop {
         tokio::select! {
@@ -110,6 +115,13 @@ pub async fn run<R, W>(
                     timer.as_mut().reset(now + keepalive.pong_timeout);
                 } else {
                     timer.as_mut().reset(last_seen + keepalive.activity_timeout);
+                }
+            }
+            // Cancel safe: a `Sleep` that fired is simply not polled again.
+            () = &mut authorize_deadline, if authorize_pending => {
+                authorize_pending = false;
+                if !session.is_authorized() {
+                    outbox.close(ErrorCode::Unauthorized.code(), "Connection is unauthorized: no sign-in in time");
                 }
             }
             // Cancel safe: `cancelled` has no state to lose.

@@ -103,9 +103,12 @@ where
         max_channel_name_length: shared.config.max_channel_name_length,
         max_event_name_length: shared.config.max_event_name_length,
     };
+    let keepalive = Keepalive {
+        activity_timeout,
+        pong_timeout: Duration::from_secs(shared.config.pong_timeout_seconds),
+        authorize_within: app.config.authorized_connections_timeout_seconds.map(Duration::from_secs),
+    };
     let session = Session::new(app, limits, socket_id, outbox.clone());
-    let keepalive =
-        Keepalive { activity_timeout, pong_timeout: Duration::from_secs(shared.config.pong_timeout_seconds) };
     // Only the read half is used from fastwebsockets; writes go straight to the socket as
     // pre-encoded frames, so its write half is handed a sink.
     let (reader, _) = fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);

@@ -20,6 +20,7 @@ use crate::apps::App;
 use crate::channels::{JoinError, Subscriber};
 use crate::frame::Frame;
 use crate::outbox::Outbox;
+use crate::webhooks::WebhookEvent;
 
 /// Everything an inbound message can get wrong; each maps to one `pusher:error` frame and
 /// none closes the connection.
@@ -90,6 +91,8 @@ pub struct Session {
     channels: HashMap<ChannelName, Option<UserId>>,
     user: Option<SignedInUser>,
     client_events: Option<Box<DefaultDirectRateLimiter>>,
+    /// Signed in, or subscribed to a private or presence channel ("authorized connections").
+    authorized: bool,
 }
 
 impl Session {
@@ -101,6 +104,7 @@ impl Session {
             channels: HashMap::new(),
             user: None,
             client_events: None,
+            authorized: false,
         }
     }
 
@@ -110,6 +114,12 @@ impl Session {
 
     pub fn app(&self) -> &Arc<App> {
         &self.app
+    }
+
+    /// Whether the connection has proved who it is: signed in, or subscribed to a private
+    /// or presence channel.
+    pub fn is_authorized(&self) -> bool {
+        self.authorized
     }
 
     /// Handles one text frame; errors are answered with a `pusher:error` frame.
@@ -148,12 +158,17 @@ impl Session {
     fn subscribe(&mut self, channel: &str, auth: Option<&str>, channel_data: Option<&str>) -> Result<(), SessionError> {
         let name = ChannelName::parse(channel, self.limits.max_channel_name_length)?;
         let member = self.authorize(&name, auth.unwrap_or(""), channel_data)?;
-        let max_members = self.app.config.max_presence_members;
-        let joined = self.app.channels.subscribe(&name, &self.me, member.as_ref(), max_members)?;
+        if name.kind() == ChannelKind::ServerToUser {
+            // Server-to-user events reach the user's sockets through the user registry,
+            // subscribed or not; the subscription is only acknowledged.
+            self.send(&ServerMessage::SubscriptionSucceeded { channel: name.as_str(), data_json: "{}" });
+            return Ok(());
+        }
+        let joined = self.app.channels.subscribe(&name, &self.me, member.as_ref())?;
         if !joined.already_subscribed {
             self.channels.insert(name.clone(), member.map(|m| m.user_id));
         }
-        self.after_count_change(&name, joined.subscription_count, !joined.already_subscribed);
+        self.authorized |= name.kind().needs_auth();
         Ok(())
     }
 
@@ -197,17 +212,7 @@ impl Session {
 
     fn unsubscribe(&mut self, channel: &str) {
         let Some((name, _)) = self.channels.remove_entry(channel) else { return };
-        let left = self.app.channels.unsubscribe(&name, self.me.socket_id);
-        self.after_count_change(&name, left.subscription_count, !left.not_subscribed && !left.vacated);
-    }
-
-    /// Tells the channel its new subscription count, when the app counts subscriptions.
-    fn after_count_change(&self, name: &ChannelName, count: usize, changed: bool) {
-        if !changed || !self.app.config.subscription_count || name.kind() == ChannelKind::Presence {
-            return;
-        }
-        let message = ServerMessage::SubscriptionCount { channel: name.as_str(), count: count as u64 };
-        self.app.channels.publish(name.as_str(), &Frame::message(&message), None);
+        self.app.channels.unsubscribe(&name, self.me.socket_id);
     }
 
     fn signin(&mut self, auth: &str, user_data: &str) -> Result<(), SessionError> {
@@ -221,8 +226,12 @@ impl Session {
             }
         }
         let truncated = user.watchlist_truncated;
-        self.user = Some(user);
         self.send(&ServerMessage::SigninSuccess { user_data });
+        if self.user.is_none() {
+            self.app.users.sign_in(&user.id, self.me.socket_id, &self.me.outbox, &user.watchlist);
+            self.user = Some(user);
+        }
+        self.authorized = true;
         if truncated {
             let code = Some(ErrorCode::WatchlistLimitExceeded.code());
             self.send(&ServerMessage::Error { code, message: ErrorCode::WatchlistLimitExceeded.default_message() });
@@ -260,17 +269,27 @@ impl Session {
         if limiter.check().is_err() {
             return Err(SessionError::ClientEventRateLimited(per_second));
         }
-        let user_id = user_id.as_ref().map(UserId::as_str);
-        let message = ServerMessage::Event { event, channel, data, user_id };
-        self.app.channels.publish(channel, &Frame::message(&message), Some(self.me.socket_id));
+        let message = ServerMessage::Event { event, channel, data, user_id: user_id.as_ref().map(UserId::as_str) };
+        self.app.channels.publish(name, &Frame::message(&message), Some(self.me.socket_id), None);
+        if self.app.webhooks.wants("client_event") {
+            self.app.webhooks.emit(WebhookEvent::ClientEvent {
+                channel: name.clone(),
+                event: event.to_string(),
+                data: data.unwrap_or_default().to_string(),
+                socket_id: self.me.socket_id,
+                user_id: user_id.clone(),
+            });
+        }
         Ok(())
     }
 
     /// Leaves every channel; called once when the connection ends.
     pub fn close(&mut self) {
-        let names: Vec<ChannelName> = self.channels.keys().cloned().collect();
-        for name in names {
-            self.unsubscribe(name.as_str());
+        for (name, _) in std::mem::take(&mut self.channels) {
+            self.app.channels.unsubscribe(&name, self.me.socket_id);
+        }
+        if let Some(user) = self.user.take() {
+            self.app.users.sign_out(&user.id, self.me.socket_id, &user.watchlist);
         }
     }
 }

@@ -1,0 +1,86 @@
+//! One channel's state, always used under its lock: subscribers, presence roster, and the
+//! bookkeeping of the subscription-count throttle.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use herald_protocol::{ChannelKind, ChannelName, PresenceMember, ServerMessage, SocketId, UserId};
+use tokio::time::Instant;
+
+use super::presence::Roster;
+use super::registry::{ChannelSummary, Subscriber};
+use crate::frame::Frame;
+use crate::outbox::Outbox;
+
+#[derive(Debug, Default)]
+pub(super) struct ChannelState {
+    /// Set when the channel emptied and is leaving the map; joiners must retry.
+    pub removed: bool,
+    subscribers: HashMap<SocketId, Member>,
+    pub roster: Roster,
+    pub count_sent_at: Option<Instant>,
+    pub count_timer_armed: bool,
+}
+
+#[derive(Debug)]
+struct Member {
+    outbox: Arc<Outbox>,
+    user_id: Option<UserId>,
+}
+
+impl ChannelState {
+    pub fn len(&self) -> usize {
+        self.subscribers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subscribers.is_empty()
+    }
+
+    pub fn contains(&self, socket_id: SocketId) -> bool {
+        self.subscribers.contains_key(&socket_id)
+    }
+
+    /// Adds the subscriber; true when it is its user's first socket in a presence channel.
+    pub fn insert(&mut self, subscriber: &Subscriber, member: Option<&PresenceMember>) -> bool {
+        let first = member.is_some_and(|m| self.roster.add(&m.user_id, m.user_info.clone()));
+        let entry = Member { outbox: subscriber.outbox.clone(), user_id: member.map(|m| m.user_id.clone()) };
+        self.subscribers.insert(subscriber.socket_id, entry);
+        first
+    }
+
+    /// Removes the subscriber: `None` when it was not subscribed, `Some(Some(user))` when it
+    /// was its user's last socket in a presence channel.
+    pub fn remove(&mut self, socket_id: SocketId) -> Option<Option<UserId>> {
+        let member = self.subscribers.remove(&socket_id)?;
+        Some(member.user_id.filter(|user_id| self.roster.remove(user_id)))
+    }
+
+    /// `subscription_succeeded` for this channel: `{}` or, on presence, the roster.
+    pub fn succeeded_frame(&self, name: &ChannelName) -> Frame {
+        let roster;
+        let data_json = if name.kind() == ChannelKind::Presence {
+            roster = self.roster.to_json();
+            roster.as_str()
+        } else {
+            "{}"
+        };
+        Frame::message(&ServerMessage::SubscriptionSucceeded { channel: name.as_str(), data_json })
+    }
+
+    /// Queues `frame` to every subscriber but `except`; returns how many took it.
+    pub fn broadcast(&self, frame: &Frame, except: Option<SocketId>) -> usize {
+        let mut delivered = 0;
+        for (socket_id, member) in &self.subscribers {
+            if Some(*socket_id) != except && member.outbox.push(frame.clone()).is_ok() {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    pub fn summary(&self, name: ChannelName) -> ChannelSummary {
+        let user_count = (name.kind() == ChannelKind::Presence).then(|| self.roster.len());
+        ChannelSummary { name, subscription_count: self.subscribers.len(), user_count }
+    }
+}
