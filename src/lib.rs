@@ -3,6 +3,8 @@
 //! Layers, and the way dependencies point: `herald-protocol` (pure wire format) ← the domain
 //! (`apps`, `channels`, `outbox`, `frame`) ← `server` (sockets, HTTP, WebSocket) ← `main`.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod apps;
 pub mod channels;
 pub mod cli;

@@ -139,7 +139,7 @@ mod tests {
         let reg = UserRegistry::new();
         let (watcher, a1, a2) = (outbox(), outbox(), outbox());
         let (w, a) = (UserId::new("w"), UserId::new("a"));
-        reg.sign_in(&w, SocketId::new(1, 1), &watcher, &[a.clone()]);
+        reg.sign_in(&w, SocketId::new(1, 1), &watcher, std::slice::from_ref(&a));
         assert!(texts(&watcher)[0].contains(r#"\"name\":\"offline\",\"user_ids\":[\"a\"]"#));
         reg.sign_in(&a, SocketId::new(1, 2), &a1, &[]);
         reg.sign_in(&a, SocketId::new(1, 3), &a2, &[]);

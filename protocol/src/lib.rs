@@ -5,6 +5,8 @@
 //! so every rule here is testable byte for byte (see `tests/`). The server crate decides
 //! *when* things happen; this crate decides *what they look like on the wire*.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod channel;
 pub mod codes;
 pub mod http;
