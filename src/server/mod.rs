@@ -145,7 +145,11 @@ async fn route(shared: Arc<Shared>, mut request: Request<Incoming>, tracker: &Ta
         return http::api::handle(&shared, request, path).await;
     }
     match path {
-        "/up" => http::json(hyper::StatusCode::OK, r#"{"health":"OK"}"#.to_string()),
+        "/up" | "/healthz" => http::json(hyper::StatusCode::OK, r#"{"health":"OK"}"#.to_string()),
+        "/readyz" if shared.shutdown.is_cancelled() => {
+            http::json(hyper::StatusCode::SERVICE_UNAVAILABLE, r#"{"ready":false,"reason":"draining"}"#.to_string())
+        }
+        "/readyz" => http::json(hyper::StatusCode::OK, r#"{"ready":true}"#.to_string()),
         _ => http::not_found(),
     }
 }
