@@ -9,6 +9,7 @@ use herald_protocol::presence::PresenceLimits;
 
 use crate::channels::{ChannelPolicy, ChannelRegistry};
 use crate::config::AppConfig;
+use crate::metrics::{AppMetrics, Metrics};
 use crate::users::UserRegistry;
 use crate::webhooks::{AppWebhooks, Webhooks};
 
@@ -19,6 +20,7 @@ pub struct App {
     pub channels: ChannelRegistry,
     pub users: UserRegistry,
     pub webhooks: AppWebhooks,
+    pub metrics: AppMetrics,
     connections: AtomicU64,
 }
 
@@ -33,7 +35,7 @@ impl Drop for ConnectionSlot {
 }
 
 impl App {
-    pub fn new(config: AppConfig, webhooks: AppWebhooks) -> Self {
+    pub fn new(config: AppConfig, webhooks: AppWebhooks, metrics: AppMetrics) -> Self {
         let policy = ChannelPolicy {
             max_presence_members: config.max_presence_members,
             subscription_count: config.subscription_count,
@@ -44,6 +46,7 @@ impl App {
             users: UserRegistry::new(),
             config,
             webhooks,
+            metrics,
             connections: AtomicU64::new(0),
         }
     }
@@ -55,6 +58,13 @@ impl App {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .ok()
             .map(|_| ConnectionSlot(self.clone()))
+    }
+
+    /// Updates the gauges that are computed rather than tracked, before a scrape.
+    pub fn refresh_metrics(&self) {
+        self.metrics.connected.set(self.connection_count() as i64);
+        self.metrics.channels.set(self.channels.len() as i64);
+        self.metrics.presence_members.set(self.channels.presence_member_count() as i64);
     }
 
     /// Connections open now.
@@ -122,10 +132,10 @@ pub struct Apps {
 }
 
 impl Apps {
-    pub fn new(configs: &[AppConfig], webhooks: &Webhooks) -> Self {
+    pub fn new(configs: &[AppConfig], webhooks: &Webhooks, metrics: &Metrics) -> Self {
         let mut apps = Self::default();
         for config in configs {
-            let app = Arc::new(App::new(config.clone(), webhooks.for_app(config)));
+            let app = Arc::new(App::new(config.clone(), webhooks.for_app(config), metrics.for_app(&config.id)));
             apps.by_id.insert(config.id.clone(), app.clone());
             apps.by_key.insert(config.key.clone(), app);
         }
@@ -153,7 +163,7 @@ mod tests {
         let mut c = AppConfig::dev();
         c.allowed_origins = origins.iter().map(|s| s.to_string()).collect();
         c.max_connections = Some(1);
-        Arc::new(App::new(c, AppWebhooks::disabled()))
+        Arc::new(App::new(c, AppWebhooks::disabled(), AppMetrics::detached()))
     }
 
     #[test]

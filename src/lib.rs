@@ -5,11 +5,13 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod adapter;
 pub mod apps;
 pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod frame;
+pub mod metrics;
 pub mod outbox;
 pub mod server;
 pub mod users;

@@ -272,6 +272,15 @@ impl ChannelRegistry {
         ids
     }
 
+    /// Distinct users summed over presence channels.
+    pub fn presence_member_count(&self) -> usize {
+        self.channels
+            .iter()
+            .filter(|c| c.key().kind() == ChannelKind::Presence)
+            .map(|c| c.state.read().roster.len())
+            .sum()
+    }
+
     /// Number of channels with at least one subscriber.
     pub fn len(&self) -> usize {
         self.channels.len()

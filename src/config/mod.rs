@@ -8,9 +8,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+mod adapter;
 mod app;
 mod webhooks;
 
+pub use adapter::{AdapterConfig, AdapterDriver};
 pub use app::AppConfig;
 pub use webhooks::{WebhookTarget, WebhooksConfig};
 
@@ -19,8 +21,28 @@ pub use webhooks::{WebhookTarget, WebhooksConfig};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
+    pub adapter: AdapterConfig,
+    pub metrics: MetricsConfig,
     pub webhooks: WebhooksConfig,
     pub apps: Vec<AppConfig>,
+}
+
+/// The Prometheus endpoint (`[metrics]`), on its own port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub host: IpAddr,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Prefix of every metric name (`herald_connected`, …).
+    pub prefix: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, host: IpAddr::from([0, 0, 0, 0]), port: 9601, prefix: "herald".into() }
+    }
 }
 
 /// Server-wide options.
@@ -111,6 +133,13 @@ impl Config {
             }
         }
         self.webhooks.validate()?;
+        self.adapter.validate()?;
+        let p = &self.metrics.prefix;
+        let valid_prefix = p.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_prefix {
+            return Err(invalid("metrics.prefix", "must match [a-zA-Z_][a-zA-Z0-9_]*"));
+        }
         for (i, app) in self.apps.iter().enumerate() {
             app.validate(&format!("apps[{i}]"))?;
             if self.apps[..i].iter().any(|a| a.id == app.id) {

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::apps::Apps;
 use crate::config::{Config, ServerConfig};
+use crate::metrics::Metrics;
 use crate::webhooks::Webhooks;
 use socket_ids::SocketIds;
 
@@ -45,6 +46,7 @@ pub struct Shared {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     config: Config,
 }
 
@@ -52,7 +54,16 @@ impl Server {
     /// Binds the configured address (port 0 picks a free port).
     pub async fn bind(config: Config) -> std::io::Result<Self> {
         let listener = TcpListener::bind((config.server.host, config.server.port)).await?;
-        Ok(Self { listener, config })
+        let metrics_listener = match config.metrics.enabled {
+            true => Some(TcpListener::bind((config.metrics.host, config.metrics.port)).await?),
+            false => None,
+        };
+        Ok(Self { listener, metrics_listener, config })
+    }
+
+    /// The address `/metrics` is served on, when enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address actually bound.
@@ -66,13 +77,27 @@ impl Server {
         let addr = self.local_addr();
         let tracker = TaskTracker::new();
         let webhooks = Webhooks::start(&self.config.webhooks, shutdown.clone(), &tracker);
+        let metrics = Metrics::new(&self.config.metrics.prefix);
         let shared = Arc::new(Shared {
-            apps: Apps::new(&self.config.apps, &webhooks),
+            apps: Apps::new(&self.config.apps, &webhooks, &metrics),
             config: self.config.server,
             socket_ids: SocketIds::new(),
             shutdown: shutdown.clone(),
         });
         tracing::info!("listening on {addr}");
+        if let Some(listener) = self.metrics_listener {
+            let (refresh_from, exported, webhook_stats) = (shared.clone(), metrics.clone(), webhooks.stats());
+            let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+                for app in refresh_from.apps.iter() {
+                    app.refresh_metrics();
+                }
+                exported.sync_webhooks(&webhook_stats);
+            });
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("metrics on http://{addr}/metrics");
+            }
+            tracker.spawn(crate::metrics::serve(listener, metrics, refresh, shutdown.clone()));
+        }
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -88,6 +113,10 @@ impl Server {
             }
         }
         drop(self.listener);
+        // The webhook dispatcher finishes once every app handle is gone: drop ours now so it
+        // only outlives the last connection task, not this function.
+        drop(shared);
+        drop(webhooks);
         tracker.close();
         tracker.wait().await;
     }

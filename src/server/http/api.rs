@@ -12,6 +12,7 @@ use percent_encoding::percent_decode_str;
 
 use super::{events, json, queries, ApiError};
 use crate::apps::App;
+use crate::metrics::Rejection;
 use crate::server::{Body, Shared};
 
 /// A request that passed authentication, with what the endpoints need.
@@ -40,13 +41,17 @@ async fn serve(shared: &Shared, request: Request<Incoming>, path: &str) -> Resul
     let app = shared.apps.by_id(&decode(app_id)).ok_or_else(|| {
         ApiError::NotFound(format!("Unknown app id {:?}", app_id.chars().take(64).collect::<String>()))
     })?;
+    app.metrics.http_calls.inc();
     let method = request.method().clone();
     let query = parse_query(request.uri().query().unwrap_or(""));
     let limit = shared.config.max_request_body_bytes;
     let body = Limited::new(request.into_body(), limit)
         .collect()
         .await
-        .map_err(|_| ApiError::PayloadTooLarge(format!("Request body is larger than {limit} bytes")))?
+        .map_err(|_| {
+            app.metrics.reject(Rejection::PayloadTooLarge);
+            ApiError::PayloadTooLarge(format!("Request body is larger than {limit} bytes"))
+        })?
         .to_bytes();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     let signed = ApiRequest { method: method.as_str(), path, query: &query, body: &body };

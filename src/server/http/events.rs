@@ -132,6 +132,7 @@ fn validate(req: &Authorized<'_>, body: TriggerBody<'_>, single_channel: bool) -
 
 fn publish(req: &Authorized<'_>, trigger: &Trigger) {
     for channel in &trigger.channels {
+        let started = std::time::Instant::now();
         let message = ServerMessage::Event {
             event: &trigger.name,
             channel: channel.as_str(),
@@ -148,6 +149,7 @@ fn publish(req: &Authorized<'_>, trigger: &Trigger) {
                 req.app.channels.publish(channel, &frame, trigger.except, cache_data);
             }
         }
+        req.app.metrics.fanout_latency.observe(started.elapsed().as_secs_f64());
     }
 }
 

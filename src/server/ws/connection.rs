@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::Session;
 use crate::frame::Frame;
+use crate::metrics::{AppMetrics, Rejection};
 use crate::outbox::{CloseReason, Next, Outbox};
 
 /// Most frames taken from the outbox for one vectored write.
@@ -44,12 +45,24 @@ enum Ended {
     Gone,
 }
 
+/// The socket task's state between events.
+struct Connection {
+    session: Session,
+    outbox: Arc<Outbox>,
+    keepalive: Keepalive,
+    last_seen: Instant,
+    ping_outstanding: bool,
+    fragments: Fragments,
+    max_message_bytes: usize,
+    metrics: AppMetrics,
+}
+
 /// Serves one established connection until it closes. `session` already holds the
 /// connection's outbox with `connection_established` queued.
 pub async fn run<R, W>(
     mut reader: WebSocketRead<R>,
     mut writer: W,
-    mut session: Session,
+    session: Session,
     outbox: Arc<Outbox>,
     keepalive: Keepalive,
     max_message_bytes: usize,
@@ -61,17 +74,25 @@ pub async fn run<R, W>(
     reader.set_auto_close(false);
     reader.set_auto_pong(true);
     reader.set_max_message_size(max_message_bytes.saturating_add(1));
+    let metrics = session.app().metrics.clone();
+    let now = Instant::now();
+    let mut conn = Connection {
+        session,
+        outbox: outbox.clone(),
+        keepalive,
+        last_seen: now,
+        ping_outstanding: false,
+        fragments: Fragments::default(),
+        max_message_bytes,
+        metrics,
+    };
     let read = next_frame(reader, outbox.clone());
     tokio::pin!(read);
-    let mut fragments = Fragments::default();
-    let mut last_seen = Instant::now();
-    let mut ping_outstanding = false;
-    let timer = sleep_until(last_seen + keepalive.activity_timeout);
+    let timer = sleep_until(now + keepalive.activity_timeout);
     tokio::pin!(timer);
-    let mut draining = false;
-    let mut reading = true;
-    let authorize_deadline = sleep_until(Instant::now() + keepalive.authorize_within.unwrap_or(Duration::ZERO));
+    let authorize_deadline = sleep_until(now + keepalive.authorize_within.unwrap_or(Duration::ZERO));
     tokio::pin!(authorize_deadline);
+    let (mut reading, mut draining) = (true, false);
     let mut authorize_pending = keepalive.authorize_within.is_some();
 
     let ended = loop {
@@ -79,48 +100,26 @@ pub async fn run<R, W>(
             biased;
             // Cancel safe: `ready` re-checks the queue before every wait.
             () = outbox.ready() => {
-                if let Some(ended) = flush(&mut writer, outbox.take(WRITE_BATCH_FRAMES), &outbox).await {
+                if let Some(ended) = flush(&mut writer, outbox.take(WRITE_BATCH_FRAMES), &outbox, &conn.metrics).await {
                     break ended;
                 }
             }
             // Not cancelled: `read` is pinned outside the loop and polled in place.
             (reader, result) = &mut read, if reading => {
-                last_seen = Instant::now();
-                ping_outstanding = false;
-                match result {
-                    Ok(frame) => handle_frame(frame, &mut fragments, &mut session, &outbox, max_message_bytes),
-                    Err(error) => {
-                        if let Some((code, message)) = close_for(&error) {
-                            outbox.close(code, message);
-                        } else {
-                            break Ended::Gone;
-                        }
-                    }
+                if conn.on_read(result).is_err() {
+                    break Ended::Gone;
                 }
-                if outbox.is_closing() {
-                    reading = false;
-                } else {
+                reading = !outbox.is_closing();
+                if reading {
                     read.set(next_frame(reader, outbox.clone()));
                 }
             }
             // Cancel safe: a `Sleep` is only re-armed, never lost.
-            () = &mut timer => {
-                let now = Instant::now();
-                if ping_outstanding {
-                    outbox.close(ErrorCode::PongNotReceived.code(), ErrorCode::PongNotReceived.default_message());
-                    timer.as_mut().reset(now + keepalive.pong_timeout);
-                } else if now >= last_seen + keepalive.activity_timeout {
-                    let _ = outbox.push(Frame::message(&ServerMessage::Ping));
-                    ping_outstanding = true;
-                    timer.as_mut().reset(now + keepalive.pong_timeout);
-                } else {
-                    timer.as_mut().reset(last_seen + keepalive.activity_timeout);
-                }
-            }
+            () = &mut timer => conn.on_keepalive_timer(timer.as_mut()),
             // Cancel safe: a `Sleep` that fired is simply not polled again.
             () = &mut authorize_deadline, if authorize_pending => {
                 authorize_pending = false;
-                if !session.is_authorized() {
+                if !conn.session.is_authorized() {
                     outbox.close(ErrorCode::Unauthorized.code(), "Connection is unauthorized: no sign-in in time");
                 }
             }
@@ -132,20 +131,80 @@ pub async fn run<R, W>(
         }
     };
     let _ = writer.shutdown().await;
-    match ended {
-        Ended::Closed(reason) => {
-            tracing::debug!(socket_id = %session.socket_id(), code = reason.code, reason = %reason.message, "closed")
+    conn.finish(ended);
+}
+
+/// The peer is gone; nothing more can be written.
+struct Gone;
+
+impl Connection {
+    /// Handles what the read future produced.
+    fn on_read(&mut self, result: Result<Inbound, WebSocketError>) -> Result<(), Gone> {
+        self.last_seen = Instant::now();
+        self.ping_outstanding = false;
+        match result {
+            Ok(frame) => {
+                self.metrics.messages_received.inc();
+                self.metrics.received_bytes.inc_by(frame.payload.len() as u64);
+                handle_frame(frame, &mut self.fragments, &mut self.session, &self.outbox, self.max_message_bytes);
+                Ok(())
+            }
+            Err(error) => {
+                let (code, message) = close_for(&error).ok_or(Gone)?;
+                if code == CLOSE_MESSAGE_TOO_BIG {
+                    self.metrics.reject(Rejection::MessageTooLarge);
+                }
+                self.outbox.close(code, message);
+                Ok(())
+            }
         }
-        Ended::Gone => tracing::debug!(socket_id = %session.socket_id(), "connection lost"),
     }
-    session.close();
+
+    /// Pings an idle client, or closes with 4201 when the ping went unanswered.
+    fn on_keepalive_timer(&mut self, timer: std::pin::Pin<&mut tokio::time::Sleep>) {
+        let now = Instant::now();
+        if self.ping_outstanding {
+            self.outbox.close(ErrorCode::PongNotReceived.code(), ErrorCode::PongNotReceived.default_message());
+            timer.reset(now + self.keepalive.pong_timeout);
+        } else if now >= self.last_seen + self.keepalive.activity_timeout {
+            let _ = self.outbox.push(Frame::message(&ServerMessage::Ping));
+            self.ping_outstanding = true;
+            timer.reset(now + self.keepalive.pong_timeout);
+        } else {
+            timer.reset(self.last_seen + self.keepalive.activity_timeout);
+        }
+    }
+
+    fn finish(mut self, ended: Ended) {
+        self.metrics.disconnections.inc();
+        let socket_id = self.session.socket_id();
+        match ended {
+            Ended::Closed(reason) => {
+                if reason.code == ErrorCode::OverCapacity.code() {
+                    self.metrics.outbox_overflows.inc();
+                }
+                tracing::debug!(%socket_id, code = reason.code, reason = %reason.message, "closed")
+            }
+            Ended::Gone => tracing::debug!(%socket_id, "connection lost"),
+        }
+        self.session.close();
+    }
 }
 
 /// Writes what the outbox handed out; `Some` when the connection is over.
-async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, next: Option<Next>, outbox: &Outbox) -> Option<Ended> {
+async fn flush<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    next: Option<Next>,
+    outbox: &Outbox,
+    metrics: &AppMetrics,
+) -> Option<Ended> {
     match next {
         None => None,
-        Some(Next::Write(frames)) => (!write_frames(writer, frames, outbox).await).then_some(Ended::Gone),
+        Some(Next::Write(frames)) => {
+            metrics.messages_sent.inc_by(frames.len() as u64);
+            metrics.transmitted_bytes.inc_by(frames.iter().map(|f| f.len() as u64).sum());
+            (!write_frames(writer, frames, outbox).await).then_some(Ended::Gone)
+        }
         Some(Next::Close(mut frames, reason)) => {
             // A reader that stopped reading may never take these: bounded by a deadline.
             frames.push(Frame::close(reason.code, &reason.message));

@@ -22,6 +22,7 @@ use self::session::{Session, SessionLimits};
 use super::Shared;
 use crate::apps::App;
 use crate::frame::Frame;
+use crate::metrics::Rejection;
 use crate::outbox::Outbox;
 
 /// What the upgrade request said, kept for the admission checks.
@@ -89,8 +90,16 @@ where
     });
     let (app, _slot) = match admitted {
         Ok(admitted) => admitted,
-        Err(code) => return refuse(&mut write, code).await,
+        Err(code) => {
+            if code == ErrorCode::OverConnectionQuota {
+                if let Some(app) = shared.apps.by_key(&handshake.app_key) {
+                    app.metrics.reject(Rejection::ConnectionQuota);
+                }
+            }
+            return refuse(&mut write, code).await;
+        }
     };
+    app.metrics.new_connections.inc();
     let socket_id = shared.socket_ids.next();
     let outbox = Arc::new(Outbox::new(shared.config.max_outbox_bytes));
     let activity_timeout = Duration::from_secs(app.config.activity_timeout_seconds);

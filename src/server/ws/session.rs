@@ -19,6 +19,7 @@ use herald_protocol::{SocketId, UserId};
 use crate::apps::App;
 use crate::channels::{JoinError, Subscriber};
 use crate::frame::Frame;
+use crate::metrics::Rejection;
 use crate::outbox::Outbox;
 use crate::webhooks::WebhookEvent;
 
@@ -267,6 +268,7 @@ impl Session {
             Box::new(RateLimiter::direct(Quota::per_second(n)))
         });
         if limiter.check().is_err() {
+            self.app.metrics.reject(Rejection::ClientEventRate);
             return Err(SessionError::ClientEventRateLimited(per_second));
         }
         let message = ServerMessage::Event { event, channel, data, user_id: user_id.as_ref().map(UserId::as_str) };

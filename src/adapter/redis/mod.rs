@@ -1,0 +1,1 @@
+//! The Redis adapter (docs/cluster.md). STUB: being written.
