@@ -52,6 +52,8 @@ pub fn config_with(apps: Vec<AppConfig>) -> Config {
 #[derive(Debug)]
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics_addr: Option<SocketAddr>,
     pub config: Config,
     shutdown: CancellationToken,
 }
@@ -70,9 +72,10 @@ impl TestServer {
     pub async fn with_config(config: Config) -> Self {
         let server = herald::Server::bind(config.clone()).await.expect("herald binds 127.0.0.1:0");
         let addr = server.local_addr();
+        let metrics_addr = server.metrics_addr();
         let shutdown = CancellationToken::new();
         tokio::spawn(server.run(shutdown.clone()));
-        Self { addr, config, shutdown }
+        Self { addr, metrics_addr, config, shutdown }
     }
 
     fn prefix(&self) -> &str {
