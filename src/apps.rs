@@ -21,6 +21,8 @@ pub struct App {
     pub users: UserRegistry,
     pub webhooks: AppWebhooks,
     pub metrics: AppMetrics,
+    /// The app's HTTP API request budget, when it has one.
+    pub api_limiter: Option<governor::DefaultDirectRateLimiter>,
     connections: AtomicU64,
 }
 
@@ -41,7 +43,12 @@ impl App {
             subscription_count: config.subscription_count,
             cache_ttl: std::time::Duration::from_secs(config.cache_ttl_seconds),
         };
+        let api_limiter = config
+            .api_requests_per_second
+            .and_then(std::num::NonZeroU32::new)
+            .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n)));
         Self {
+            api_limiter,
             channels: ChannelRegistry::new(policy, webhooks.clone()),
             users: UserRegistry::new(),
             config,

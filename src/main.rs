@@ -57,8 +57,15 @@ async fn serve(config: herald::config::Config, source: AppSource) -> anyhow::Res
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
-    server.run(shutdown).await;
-    tracing::info!("stopped");
+    let grace = std::time::Duration::from_secs(config.server.shutdown_grace_seconds);
+    let run = server.run(shutdown.clone());
+    tokio::pin!(run);
+    tokio::select! {
+        () = &mut run => tracing::info!("stopped"),
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over: exiting with connections still open");
+        }
+    }
     Ok(())
 }
 

@@ -43,6 +43,12 @@ pub struct AppConfig {
     /// Seconds of silence before the server pings; also sent to clients in the handshake.
     #[serde(default = "defaults::activity_timeout_seconds")]
     pub activity_timeout_seconds: u64,
+    /// Channels one connection may be subscribed to at once.
+    #[serde(default = "defaults::max_subscriptions_per_connection")]
+    pub max_subscriptions_per_connection: usize,
+    /// Signed HTTP API requests per second for this app; more are answered 429. Absent: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_requests_per_second: Option<u32>,
     /// When set, a connection that neither signs in nor subscribes to a private or presence
     /// channel within this many seconds is closed with 4009 ("authorized connections").
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +96,9 @@ mod defaults {
     pub fn activity_timeout_seconds() -> u64 {
         120
     }
+    pub fn max_subscriptions_per_connection() -> usize {
+        1000
+    }
     pub fn cache_ttl_seconds() -> u64 {
         1800
     }
@@ -116,6 +125,8 @@ impl AppConfig {
             allowed_origins: defaults::allowed_origins(),
             activity_timeout_seconds: defaults::activity_timeout_seconds(),
             authorized_connections_timeout_seconds: None,
+            max_subscriptions_per_connection: defaults::max_subscriptions_per_connection(),
+            api_requests_per_second: None,
             cache_ttl_seconds: defaults::cache_ttl_seconds(),
             webhook_batching: false,
             webhooks: Vec::new(),
@@ -151,6 +162,8 @@ impl AppConfig {
             ("client_events_per_second", u64::from(self.client_events_per_second)),
             ("activity_timeout_seconds", self.activity_timeout_seconds),
             ("cache_ttl_seconds", self.cache_ttl_seconds),
+            ("max_subscriptions_per_connection", self.max_subscriptions_per_connection as u64),
+            ("api_requests_per_second", u64::from(self.api_requests_per_second.unwrap_or(1))),
             ("authorized_connections_timeout_seconds", self.authorized_connections_timeout_seconds.unwrap_or(1)),
         ] {
             if value == 0 {

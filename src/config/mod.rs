@@ -69,6 +69,19 @@ pub struct ServerConfig {
     pub max_event_name_length: usize,
     /// Close with 4008 when a client gives no `protocol` parameter, instead of assuming 7.
     pub strict_protocol_version: bool,
+    /// On SIGTERM/SIGINT, sockets are closed with 4200 at random moments spread over this
+    /// window, so clients reconnect elsewhere gradually instead of all at once.
+    pub drain_window_seconds: u64,
+    /// Hard limit on shutdown: the process exits this long after the signal, drained or not.
+    pub shutdown_grace_seconds: u64,
+    /// WebSocket connection attempts one IP address may make per minute; more are answered
+    /// 429 before the upgrade. Absent: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_attempts_per_ip_per_minute: Option<u32>,
+    /// How long a client may take to send a request's headers before it is disconnected.
+    pub header_read_timeout_seconds: u64,
+    /// Take the client address from the first `X-Forwarded-For` entry (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +98,11 @@ impl Default for ServerConfig {
             max_channel_name_length: 164,
             max_event_name_length: 200,
             strict_protocol_version: false,
+            drain_window_seconds: 10,
+            shutdown_grace_seconds: 30,
+            connection_attempts_per_ip_per_minute: None,
+            trust_forwarded_for: false,
+            header_read_timeout_seconds: 10,
         }
     }
 }
@@ -127,6 +145,12 @@ impl Config {
             ("server.pong_timeout_seconds", s.pong_timeout_seconds),
             ("server.max_channel_name_length", s.max_channel_name_length as u64),
             ("server.max_event_name_length", s.max_event_name_length as u64),
+            ("server.shutdown_grace_seconds", s.shutdown_grace_seconds),
+            ("server.header_read_timeout_seconds", s.header_read_timeout_seconds),
+            (
+                "server.connection_attempts_per_ip_per_minute",
+                u64::from(s.connection_attempts_per_ip_per_minute.unwrap_or(1)),
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));

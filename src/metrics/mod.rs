@@ -21,18 +21,31 @@ use crate::webhooks::{BreakerState, WebhookStats};
 pub enum Rejection {
     ClientEventRate,
     ConnectionQuota,
+    ConnectionRate,
+    ApiRate,
+    SubscriptionLimit,
     MessageTooLarge,
     PayloadTooLarge,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 4] =
-        [Self::ClientEventRate, Self::ConnectionQuota, Self::MessageTooLarge, Self::PayloadTooLarge];
+    const ALL: [Rejection; 7] = [
+        Self::ClientEventRate,
+        Self::ConnectionQuota,
+        Self::ConnectionRate,
+        Self::ApiRate,
+        Self::SubscriptionLimit,
+        Self::MessageTooLarge,
+        Self::PayloadTooLarge,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Self::ClientEventRate => "client_event_rate",
             Self::ConnectionQuota => "connection_quota",
+            Self::ConnectionRate => "connection_rate",
+            Self::ApiRate => "api_rate",
+            Self::SubscriptionLimit => "subscription_limit",
             Self::MessageTooLarge => "message_too_large",
             Self::PayloadTooLarge => "payload_too_large",
         }

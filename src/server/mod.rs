@@ -10,7 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
 use bytes::Bytes;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -30,16 +34,18 @@ use socket_ids::SocketIds;
 /// Response bodies are always complete buffers.
 pub type Body = Full<Bytes>;
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// State every connection and request shares.
 #[derive(Debug)]
 pub struct Shared {
     pub config: ServerConfig,
     pub apps: Apps,
     pub socket_ids: SocketIds,
+    /// Cancelled when the drain starts (SIGTERM/SIGINT).
     pub shutdown: CancellationToken,
+    /// Cancelled when the drain window is over: HTTP connections finish and close.
+    pub stopped: CancellationToken,
+    /// WebSocket connection attempts per client address, when limited.
+    pub connection_attempts: Option<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 /// A bound, not yet running, herald server.
@@ -80,9 +86,16 @@ impl Server {
         let metrics = Metrics::new(&self.config.metrics.prefix);
         let shared = Arc::new(Shared {
             apps: Apps::new(&self.config.apps, &webhooks, &metrics),
-            config: self.config.server,
+            config: self.config.server.clone(),
             socket_ids: SocketIds::new(),
             shutdown: shutdown.clone(),
+            stopped: CancellationToken::new(),
+            connection_attempts: self
+                .config
+                .server
+                .connection_attempts_per_ip_per_minute
+                .and_then(NonZeroU32::new)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
         });
         tracing::info!("listening on {addr}");
         if let Some(listener) = self.metrics_listener {
@@ -98,21 +111,37 @@ impl Server {
             }
             tracker.spawn(crate::metrics::serve(listener, metrics, refresh, shutdown.clone()));
         }
+        // During the drain the listener stays open: the API and health endpoints keep
+        // answering, new WebSocket upgrades are refused with 4200.
+        let drain_window = Duration::from_secs(shared.config.drain_window_seconds);
+        let stop_accepting = async {
+            shutdown.cancelled().await;
+            tracing::info!(window_seconds = drain_window.as_secs(), "draining: closing sockets with 4200");
+            tokio::time::sleep(drain_window).await;
+        };
+        tokio::pin!(stop_accepting);
+        let mut prune = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        tracker.spawn(serve_connection(shared.clone(), stream, tracker.clone()));
+                    Ok((stream, peer)) => {
+                        tracker.spawn(serve_connection(shared.clone(), stream, peer, tracker.clone()));
                     }
                     Err(error) => {
                         tracing::warn!(%error, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
-                () = shutdown.cancelled() => break,
+                _ = prune.tick() => {
+                    if let Some(limiter) = &shared.connection_attempts {
+                        limiter.retain_recent();
+                    }
+                }
+                () = &mut stop_accepting => break,
             }
         }
         drop(self.listener);
+        shared.stopped.cancel();
         // The webhook dispatcher finishes once every app handle is gone: drop ours now so it
         // only outlives the last connection task, not this function.
         drop(shared);
@@ -122,17 +151,18 @@ impl Server {
     }
 }
 
-async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, tracker: TaskTracker) {
+async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, tracker: TaskTracker) {
     let _ = stream.set_nodelay(true);
-    let shutdown = shared.shutdown.clone();
+    let stopped = shared.stopped.clone();
+    let header_timeout = Duration::from_secs(shared.config.header_read_timeout_seconds);
     let service = service_fn(move |request| {
         let shared = shared.clone();
         let tracker = tracker.clone();
-        async move { Ok::<_, Infallible>(route(shared, request, &tracker).await) }
+        async move { Ok::<_, Infallible>(route(shared, request, peer, &tracker).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);
@@ -140,14 +170,19 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, tracker: TaskT
         result = connection.as_mut() => if let Err(error) = result {
             tracing::debug!(%error, "http connection ended with an error");
         },
-        () = shutdown.cancelled() => {
+        () = stopped.cancelled() => {
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
     }
 }
 
-async fn route(shared: Arc<Shared>, mut request: Request<Incoming>, tracker: &TaskTracker) -> Response<Body> {
+async fn route(
+    shared: Arc<Shared>,
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+    tracker: &TaskTracker,
+) -> Response<Body> {
     let prefix = shared.config.path_prefix.as_str();
     let path = request.uri().path().to_string();
     let Some(path) = path.strip_prefix(prefix) else {
@@ -156,6 +191,16 @@ async fn route(shared: Arc<Shared>, mut request: Request<Incoming>, tracker: &Ta
     if let Some(key) = path.strip_prefix("/app/") {
         if key.is_empty() || key.contains('/') || !fastwebsockets::upgrade::is_upgrade_request(&request) {
             return http::not_found();
+        }
+        if let Some(limiter) = &shared.connection_attempts {
+            let ip = client_ip(&request, peer, shared.config.trust_forwarded_for);
+            if limiter.check_key(&ip).is_err() {
+                if let Some(app) = shared.apps.by_key(key) {
+                    app.metrics.reject(crate::metrics::Rejection::ConnectionRate);
+                }
+                return http::ApiError::TooManyRequests("Too many connection attempts from this address".into())
+                    .into_response();
+            }
         }
         let handshake = ws::Handshake {
             app_key: key.to_string(),
@@ -181,4 +226,15 @@ async fn route(shared: Arc<Shared>, mut request: Request<Incoming>, tracker: &Ta
         "/readyz" => http::json(hyper::StatusCode::OK, r#"{"ready":true}"#.to_string()),
         _ => http::not_found(),
     }
+}
+
+/// The client's address: the peer, or the first `X-Forwarded-For` entry behind a trusted proxy.
+fn client_ip(request: &Request<Incoming>, peer: SocketAddr, trust_forwarded_for: bool) -> IpAddr {
+    let forwarded = trust_forwarded_for
+        .then(|| request.headers().get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok());
+    forwarded.unwrap_or(peer.ip())
 }

@@ -147,6 +147,13 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Starts the drain, as SIGTERM does.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.cancel();

@@ -59,6 +59,13 @@ async fn serve(shared: &Shared, request: Request<Incoming>, path: &str) -> Resul
     if !app.config.enabled {
         return Err(ApiError::AppDisabled);
     }
+    if let Some(limiter) = &app.api_limiter {
+        if limiter.check().is_err() {
+            app.metrics.reject(Rejection::ApiRate);
+            let limit = app.config.api_requests_per_second.unwrap_or_default();
+            return Err(ApiError::TooManyRequests(format!("Too many requests: this app may make {limit} per second")));
+        }
+    }
     let req = Authorized { app, shared, query, body };
     let segments: Vec<String> = endpoint.split('/').map(decode).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();

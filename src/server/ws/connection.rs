@@ -36,6 +36,18 @@ pub struct Keepalive {
     pub pong_timeout: Duration,
     /// A connection not authorized by then is closed with 4009.
     pub authorize_within: Option<Duration>,
+    /// On shutdown the socket closes with 4200 at a random moment within this window.
+    pub drain_window: Duration,
+}
+
+/// What the connection's one-shot deadline is armed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    None,
+    /// "Authorized connections": sign in or subscribe privately by then.
+    Authorize,
+    /// Shutdown: close with 4200 then.
+    Drain,
 }
 
 /// Why the loop ended, for the log.
@@ -90,10 +102,11 @@ pub async fn run<R, W>(
     tokio::pin!(read);
     let timer = sleep_until(now + keepalive.activity_timeout);
     tokio::pin!(timer);
-    let authorize_deadline = sleep_until(now + keepalive.authorize_within.unwrap_or(Duration::ZERO));
-    tokio::pin!(authorize_deadline);
+    // One timer serves both one-shot deadlines: authorization first, then the drain.
+    let deadline_timer = sleep_until(now + keepalive.authorize_within.unwrap_or(Duration::ZERO));
+    tokio::pin!(deadline_timer);
+    let mut deadline = if keepalive.authorize_within.is_some() { Deadline::Authorize } else { Deadline::None };
     let (mut reading, mut draining) = (true, false);
-    let mut authorize_pending = keepalive.authorize_within.is_some();
 
     let ended = loop {
         tokio::select! {
@@ -116,17 +129,22 @@ pub async fn run<R, W>(
             }
             // Cancel safe: a `Sleep` is only re-armed, never lost.
             () = &mut timer => conn.on_keepalive_timer(timer.as_mut()),
-            // Cancel safe: a `Sleep` that fired is simply not polled again.
-            () = &mut authorize_deadline, if authorize_pending => {
-                authorize_pending = false;
-                if !conn.session.is_authorized() {
-                    outbox.close(ErrorCode::Unauthorized.code(), "Connection is unauthorized: no sign-in in time");
+            // Cancel safe: a `Sleep` that fired is simply not polled again until re-armed.
+            () = &mut deadline_timer, if deadline != Deadline::None => {
+                match std::mem::replace(&mut deadline, Deadline::None) {
+                    Deadline::Authorize if !conn.session.is_authorized() => {
+                        outbox.close(ErrorCode::Unauthorized.code(), "Connection is unauthorized: no sign-in in time");
+                    }
+                    Deadline::Drain => outbox.close(ErrorCode::ReconnectImmediately.code(), "Server shutting down"),
+                    _ => {}
                 }
             }
             // Cancel safe: `cancelled` has no state to lose.
             () = shutdown.cancelled(), if !draining => {
                 draining = true;
-                outbox.close(ErrorCode::ReconnectImmediately.code(), "Server shutting down");
+                let delay = keepalive.drain_window.mul_f64(rand::random::<f64>());
+                deadline_timer.as_mut().reset(Instant::now() + delay);
+                deadline = Deadline::Drain;
             }
         }
     };

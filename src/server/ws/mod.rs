@@ -116,6 +116,7 @@ where
         activity_timeout,
         pong_timeout: Duration::from_secs(shared.config.pong_timeout_seconds),
         authorize_within: app.config.authorized_connections_timeout_seconds.map(Duration::from_secs),
+        drain_window: Duration::from_secs(shared.config.drain_window_seconds),
     };
     let session = Session::new(app, limits, socket_id, outbox.clone());
     // Only the read half is used from fastwebsockets; writes go straight to the socket as

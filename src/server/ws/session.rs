@@ -57,6 +57,8 @@ pub enum SessionError {
     UserData(#[from] UserDataError),
     #[error("Already signed in as a different user")]
     SignedInAsOther,
+    #[error("Subscription limit reached: at most {0} channels per connection")]
+    TooManySubscriptions(usize),
 }
 
 impl SessionError {
@@ -65,6 +67,7 @@ impl SessionError {
         match self {
             Self::Decode(_) | Self::PresenceData(_) | Self::PresenceFull(_) => None,
             Self::ClientEventTooLarge { .. } | Self::ClientEventNameTooLong { .. } => None,
+            Self::TooManySubscriptions(_) => None,
             Self::ChannelName(_) | Self::Auth(_) | Self::PresenceWithoutUser(_) | Self::NotThisUser(_) => {
                 Some(ErrorCode::Unauthorized)
             }
@@ -158,6 +161,11 @@ impl Session {
 
     fn subscribe(&mut self, channel: &str, auth: Option<&str>, channel_data: Option<&str>) -> Result<(), SessionError> {
         let name = ChannelName::parse(channel, self.limits.max_channel_name_length)?;
+        let max = self.app.config.max_subscriptions_per_connection;
+        if self.channels.len() >= max && !self.channels.contains_key(name.as_str()) {
+            self.app.metrics.reject(Rejection::SubscriptionLimit);
+            return Err(SessionError::TooManySubscriptions(max));
+        }
         let member = self.authorize(&name, auth.unwrap_or(""), channel_data)?;
         if name.kind() == ChannelKind::ServerToUser {
             // Server-to-user events reach the user's sockets through the user registry,
