@@ -78,6 +78,9 @@ pub struct ServerConfig {
     /// 429 before the upgrade. Absent: unlimited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_attempts_per_ip_per_minute: Option<u32>,
+    /// TLS termination; absent serves plain `ws://` and `http://`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// How long a client may take to send a request's headers before it is disconnected.
     pub header_read_timeout_seconds: u64,
     /// Take the client address from the first `X-Forwarded-For` entry (behind a trusted proxy).
@@ -103,8 +106,19 @@ impl Default for ServerConfig {
             connection_attempts_per_ip_per_minute: None,
             trust_forwarded_for: false,
             header_read_timeout_seconds: 10,
+            tls: None,
         }
     }
+}
+
+/// `[server.tls]`: PEM files for `wss://` and `https://` on the main port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert_path: std::path::PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: std::path::PathBuf,
 }
 
 /// A configuration that cannot be used, naming the key at fault.

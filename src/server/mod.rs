@@ -3,6 +3,7 @@
 
 pub mod http;
 mod socket_ids;
+pub mod tls;
 pub mod ws;
 
 use std::convert::Infallible;
@@ -21,7 +22,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -33,6 +34,9 @@ use socket_ids::SocketIds;
 
 /// Response bodies are always complete buffers.
 pub type Body = Full<Bytes>;
+
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// State every connection and request shares.
 #[derive(Debug)]
@@ -49,22 +53,38 @@ pub struct Shared {
 }
 
 /// A bound, not yet running, herald server.
-#[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     metrics_listener: Option<TcpListener>,
     config: Config,
 }
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.local_addr())
+            .field("tls", &self.tls.is_some())
+            .field("metrics_addr", &self.metrics_addr())
+            .finish()
+    }
+}
+
 impl Server {
-    /// Binds the configured address (port 0 picks a free port).
+    /// Binds the configured address (port 0 picks a free port) and loads TLS material.
     pub async fn bind(config: Config) -> std::io::Result<Self> {
+        let tls = match &config.server.tls {
+            Some(tls) => {
+                Some(tls::acceptor(tls).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?)
+            }
+            None => None,
+        };
         let listener = TcpListener::bind((config.server.host, config.server.port)).await?;
         let metrics_listener = match config.metrics.enabled {
             true => Some(TcpListener::bind((config.metrics.host, config.metrics.port)).await?),
             false => None,
         };
-        Ok(Self { listener, metrics_listener, config })
+        Ok(Self { listener, tls, metrics_listener, config })
     }
 
     /// The address `/metrics` is served on, when enabled.
@@ -125,7 +145,18 @@ impl Server {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        tracker.spawn(serve_connection(shared.clone(), stream, peer, tracker.clone()));
+                        let _ = stream.set_nodelay(true);
+                        let (shared, tls, tasks) = (shared.clone(), self.tls.clone(), tracker.clone());
+                        tracker.spawn(async move {
+                            match tls {
+                                None => serve_connection(shared, stream, peer, tasks).await,
+                                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                    Ok(Ok(stream)) => serve_connection(shared, stream, peer, tasks).await,
+                                    Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
+                                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                                },
+                            }
+                        });
                     }
                     Err(error) => {
                         tracing::warn!(%error, "accept failed");
@@ -151,8 +182,10 @@ impl Server {
     }
 }
 
-async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, tracker: TaskTracker) {
-    let _ = stream.set_nodelay(true);
+async fn serve_connection<I>(shared: Arc<Shared>, stream: I, peer: SocketAddr, tracker: TaskTracker)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let stopped = shared.stopped.clone();
     let header_timeout = Duration::from_secs(shared.config.header_read_timeout_seconds);
     let service = service_fn(move |request| {
