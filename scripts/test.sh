@@ -11,9 +11,11 @@
 #      when package-lock.json is unchanged), and compat-tests/requirements.txt into
 #      compat-tests/.venv (skipped when unchanged).
 #   2. cargo fmt --check, cargo clippy -D warnings, cargo test, cargo build --release -p herald.
-#   3. the compat suites against the release binary target/release/herald (HERALD_BIN overrides):
+#   3. the Helm chart's validation (scripts/validate-chart.sh: lint, render, values schema,
+#      kubernetes-validate for two Kubernetes versions, the Grafana dashboard's metric names).
+#   4. the compat suites against the release binary target/release/herald (HERALD_BIN overrides):
 #      node --test over compat-tests/js/*.test.mjs and pytest over compat-tests/python.
-#   4. a final line `N passed, M failed`: N and M count tests of cargo test, node and pytest; a
+#   5. a final line `N passed, M failed`: N and M count tests of cargo test, node and pytest; a
 #      failed gate (fmt, clippy, a build, an install step, a suite that did not report) adds 1 to M.
 #      The exit status is non-zero when M > 0.
 #
@@ -196,6 +198,22 @@ if [ "$COMPAT_ONLY" -eq 0 ]; then
   gate "cargo build --release" cargo build --release -p herald || BUILD_OK=0
 elif [ ! -x "$HERALD_BIN" ]; then
   gate "cargo build --release" cargo build --release -p herald || BUILD_OK=0
+fi
+
+run_chart_validation() {
+  say "helm chart: lint, render, schemas, kubernetes-validate, dashboard"
+  local log="$LOGDIR/chart.log" line p f
+  HERALD_BIN="$HERALD_BIN" bash "$ROOT/scripts/validate-chart.sh" >"$log" 2>&1
+  line="$(grep -E '^chart: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)"
+  tail -n 5 "$log"
+  if [ -z "$line" ]; then record "helm chart (no report)" 0 1; return; fi
+  p="$(sed -E 's/^chart: ([0-9]+) passed.*/\1/' <<<"$line")"
+  f="$(sed -E 's/^chart: [0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")"
+  record "helm chart" "$p" "$f"
+}
+
+if [ "$COMPAT_ONLY" -eq 0 ] && [ "$BUILD_OK" -eq 1 ]; then
+  run_chart_validation
 fi
 
 if [ "$BUILD_OK" -eq 1 ] && [ -x "$HERALD_BIN" ]; then

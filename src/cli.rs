@@ -76,6 +76,7 @@ impl Cli {
         if let Some(path) = env("REVERB_SERVER_PATH").filter(|p| !p.is_empty()) {
             config.server.path_prefix = format!("/{}", path.trim_matches('/'));
         }
+        apply_redis_env(&mut config, env);
         if let Some(host) = self.host {
             config.server.host = host;
         }
@@ -93,6 +94,25 @@ impl Cli {
         };
         config.validate()?;
         Ok((config, source))
+    }
+}
+
+/// `HERALD_REDIS_URL` turns the Redis adapter on with that URL; so does Reverb's
+/// `REVERB_SCALING_ENABLED=true` with `REDIS_URL` (or `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`).
+fn apply_redis_env(config: &mut Config, env: Lookup<'_>) {
+    let reverb_scaling = env("REVERB_SCALING_ENABLED").is_some_and(|v| v == "true" || v == "1");
+    let reverb_url = || {
+        env("REDIS_URL").filter(|u| !u.is_empty()).or_else(|| {
+            let host = env("REDIS_HOST").unwrap_or_else(|| "127.0.0.1".into());
+            let port = env("REDIS_PORT").unwrap_or_else(|| "6379".into());
+            let auth = env("REDIS_PASSWORD").filter(|p| !p.is_empty()).map(|p| format!(":{p}@")).unwrap_or_default();
+            Some(format!("redis://{auth}{host}:{port}"))
+        })
+    };
+    let url = env("HERALD_REDIS_URL").filter(|u| !u.is_empty()).or_else(|| reverb_scaling.then(reverb_url).flatten());
+    if let Some(url) = url {
+        config.adapter.driver = crate::config::AdapterDriver::Redis;
+        config.adapter.url = url;
     }
 }
 
@@ -169,6 +189,17 @@ mod tests {
     fn flags_override_the_environment() {
         let (config, _) = resolve(&["--port", "7000"], &[("REVERB_SERVER_PORT", "8080")]).unwrap();
         assert_eq!(config.server.port, 7000);
+    }
+
+    #[test]
+    fn a_redis_url_in_the_environment_turns_the_redis_adapter_on() {
+        let (config, _) = resolve(&[], &[("HERALD_REDIS_URL", "redis://10.0.0.1:6380")]).unwrap();
+        assert_eq!(config.adapter.driver, crate::config::AdapterDriver::Redis);
+        assert_eq!(config.adapter.url, "redis://10.0.0.1:6380");
+        let (config, _) = resolve(&[], &[("REVERB_SCALING_ENABLED", "true"), ("REDIS_HOST", "redis")]).unwrap();
+        assert_eq!(config.adapter.url, "redis://redis:6379");
+        let (config, _) = resolve(&[], &[]).unwrap();
+        assert_eq!(config.adapter.driver, crate::config::AdapterDriver::Local);
     }
 
     #[test]

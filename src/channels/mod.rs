@@ -9,6 +9,7 @@
 //! [`Frame`]: crate::frame::Frame
 
 mod cache;
+mod counts;
 mod presence;
 mod registry;
 mod state;
@@ -16,4 +17,6 @@ mod state;
 mod tests;
 
 pub use presence::Roster;
-pub use registry::{ChannelPolicy, ChannelRegistry, ChannelSummary, JoinError, Joined, Subscriber};
+pub use registry::{
+    ChannelPolicy, ChannelRegistry, ChannelSummary, ClusterJoin, JoinError, Joined, Left, RemotePublish, Subscriber,
+};

@@ -1,12 +1,17 @@
-//! The channel registry of one app: subscribe, unsubscribe, fan out, and the read queries of
-//! the HTTP API.
+//! The channel registry of one app on this node: subscribe, unsubscribe, fan out, and the
+//! read queries of the HTTP API.
 //!
 //! Each channel has its own lock. Membership changes and everything they cause (member
 //! events, `subscription_succeeded`, cache replay, counts, webhooks) happen under that lock,
-//! so every subscriber and every webhook sees them in the same order as the events published
-//! around them. An emptied channel is marked removed before it leaves the map, and a
-//! subscriber that finds a removed channel retries, so no subscription can land in a channel
+//! so every local subscriber and every webhook sees them in the same order as the events
+//! published around them. An emptied channel is marked removed before it leaves the map, and
+//! a subscriber that finds a removed channel retries, so no subscription can land in a channel
 //! the map has forgotten. Lock order: a channel, then the cache map; never the reverse.
+//!
+//! On a single node the registry decides every transition itself. In a cluster the adapter
+//! decides them (docs/cluster.md) and hands the decision in ([`ClusterJoin`], a
+//! [`LeaveOutcome`]); the registry then applies it the same way, and forwards what other
+//! nodes must see through its [`RemotePublish`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,14 +22,12 @@ use parking_lot::RwLock;
 use tokio::time::Instant;
 
 use super::cache::{CacheSlot, CachedEvent};
+use super::counts;
 use super::state::ChannelState;
+use crate::adapter::{JoinOutcome, LeaveOutcome};
 use crate::frame::Frame;
 use crate::outbox::Outbox;
 use crate::webhooks::{AppWebhooks, WebhookEvent};
-
-/// Above this many subscribers, subscription counts go out at most every [`COUNT_INTERVAL`].
-pub const COUNT_THROTTLE_ABOVE: usize = 100;
-pub const COUNT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A socket as a channel holds it.
 #[derive(Debug, Clone)]
@@ -42,6 +45,21 @@ pub struct ChannelPolicy {
     pub cache_ttl: Duration,
 }
 
+/// Where frames for the other nodes go: the cluster adapter, absent on a single node.
+pub trait RemotePublish: Send + Sync + std::fmt::Debug {
+    fn publish(&self, channel: &ChannelName, frame: &Frame, except: Option<SocketId>);
+}
+
+/// A join as the cluster decided it, before the registry is touched.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterJoin {
+    pub outcome: JoinOutcome,
+    /// The cluster-wide roster JSON for a presence `subscription_succeeded`.
+    pub roster_json: Option<String>,
+    /// For cache channels: the cluster's cached event (`None`: nothing cached).
+    pub cached: Option<Frame>,
+}
+
 #[derive(Debug)]
 pub(super) struct Channel {
     pub(super) state: RwLock<ChannelState>,
@@ -52,7 +70,16 @@ pub(super) struct Channel {
 pub struct Joined {
     /// The socket was already subscribed; nothing changed but the reply.
     pub already_subscribed: bool,
+    /// This node had no subscriber of the channel before.
+    pub locally_occupied: bool,
     pub subscription_count: usize,
+}
+
+/// What an unsubscribe changed on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Left {
+    /// This node has no subscriber of the channel any more.
+    pub locally_vacated: bool,
 }
 
 /// Why a subscribe was refused.
@@ -71,18 +98,23 @@ pub struct ChannelSummary {
     pub user_count: Option<usize>,
 }
 
-/// Every channel of one app.
+/// Every channel of one app on this node.
 #[derive(Debug)]
 pub struct ChannelRegistry {
     channels: DashMap<ChannelName, Arc<Channel>>,
     caches: DashMap<ChannelName, CacheSlot>,
     policy: ChannelPolicy,
     webhooks: AppWebhooks,
+    remote: Option<Arc<dyn RemotePublish>>,
 }
 
 impl ChannelRegistry {
-    pub fn new(policy: ChannelPolicy, webhooks: AppWebhooks) -> Self {
-        Self { channels: DashMap::new(), caches: DashMap::new(), policy, webhooks }
+    pub fn new(policy: ChannelPolicy, webhooks: AppWebhooks, remote: Option<Arc<dyn RemotePublish>>) -> Self {
+        Self { channels: DashMap::new(), caches: DashMap::new(), policy, webhooks, remote }
+    }
+
+    pub fn policy(&self) -> &ChannelPolicy {
+        &self.policy
     }
 
     /// Subscribes `subscriber` to `name` and queues, in order: `member_added` to the other
@@ -93,6 +125,7 @@ impl ChannelRegistry {
         name: &ChannelName,
         subscriber: &Subscriber,
         member: Option<&PresenceMember>,
+        cluster: Option<&ClusterJoin>,
     ) -> Result<Joined, JoinError> {
         loop {
             let channel = self.channels.entry(name.clone()).or_insert_with(|| Arc::new(Channel::new())).clone();
@@ -101,23 +134,38 @@ impl ChannelRegistry {
                 continue;
             }
             let already_subscribed = state.contains(subscriber.socket_id);
+            let locally_occupied = state.is_empty();
             if !already_subscribed {
-                if let Some(m) = member {
-                    if !state.roster.contains(&m.user_id) && state.roster.len() >= self.policy.max_presence_members {
-                        return Err(JoinError::PresenceFull { max: self.policy.max_presence_members });
-                    }
+                if cluster.is_none() {
+                    self.check_room(&state, member)?;
                 }
-                self.add(&mut state, name, subscriber, member);
+                self.add(&mut state, name, subscriber, member, cluster.map(|c| c.outcome));
             }
-            let succeeded = state.succeeded_frame(name);
+            let succeeded = match cluster.and_then(|c| c.roster_json.as_deref()) {
+                Some(roster) => {
+                    Frame::message(&ServerMessage::SubscriptionSucceeded { channel: name.as_str(), data_json: roster })
+                }
+                None => state.succeeded_frame(name),
+            };
             let _ = subscriber.outbox.push(succeeded);
             if name.is_cache() {
-                self.replay_cache(name, &subscriber.outbox);
+                self.replay_cache(name, &subscriber.outbox, cluster);
             }
+            let count = cluster.map_or(state.len(), |c| c.outcome.subscription_count as usize);
             if !already_subscribed {
-                self.count_changed(&channel, &mut state, name);
+                counts::changed(self, &channel, &mut state, name, count);
             }
-            return Ok(Joined { already_subscribed, subscription_count: state.len() });
+            return Ok(Joined { already_subscribed, locally_occupied, subscription_count: count });
+        }
+    }
+
+    fn check_room(&self, state: &ChannelState, member: Option<&PresenceMember>) -> Result<(), JoinError> {
+        let max = self.policy.max_presence_members;
+        match member {
+            Some(m) if !state.roster.contains(&m.user_id) && state.roster.len() >= max => {
+                Err(JoinError::PresenceFull { max })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -127,45 +175,88 @@ impl ChannelRegistry {
         name: &ChannelName,
         subscriber: &Subscriber,
         member: Option<&PresenceMember>,
+        cluster: Option<JoinOutcome>,
     ) {
-        if state.is_empty() {
+        let occupied = cluster.map_or(state.is_empty(), |o| o.occupied);
+        if occupied {
             self.webhooks.emit(WebhookEvent::ChannelOccupied { channel: name.clone() });
         }
-        if state.insert(subscriber, member) {
-            if let Some(m) = member {
-                let user_info = state.roster.user_info(&m.user_id);
-                let added =
-                    ServerMessage::MemberAdded { channel: name.as_str(), user_id: m.user_id.as_str(), user_info };
-                state.broadcast(&Frame::message(&added), Some(subscriber.socket_id));
-                self.webhooks.emit(WebhookEvent::MemberAdded { channel: name.clone(), user_id: m.user_id.clone() });
-            }
+        let first_here = state.insert(subscriber, member);
+        let Some(m) = member else { return };
+        if cluster.map_or(first_here, |o| o.member_added) {
+            let user_info = state.roster.user_info(&m.user_id).or(m.user_info.as_deref());
+            let added = ServerMessage::MemberAdded { channel: name.as_str(), user_id: m.user_id.as_str(), user_info };
+            let frame = Frame::message(&added);
+            state.broadcast(&frame, Some(subscriber.socket_id));
+            self.forward(name, &frame, Some(subscriber.socket_id));
+            self.webhooks.emit(WebhookEvent::MemberAdded { channel: name.clone(), user_id: m.user_id.clone() });
         }
     }
 
     /// Removes `socket_id` from `name`, queueing `member_removed` to the rest when it was its
-    /// user's last socket there. Returns false when it was not subscribed.
-    pub fn unsubscribe(&self, name: &ChannelName, socket_id: SocketId) -> bool {
-        let Some(channel) = self.channels.get(name).map(|c| c.clone()) else { return false };
+    /// user's last socket there (here, or in the cluster when `cluster` is given). `None`
+    /// when it was not subscribed.
+    pub fn unsubscribe(&self, name: &ChannelName, socket_id: SocketId, cluster: Option<&LeaveOutcome>) -> Option<Left> {
+        let channel = self.channels.get(name).map(|c| c.clone())?;
         let mut state = channel.state.write();
-        let Some(user_id) = state.remove(socket_id) else { return false };
-        if let Some(user_id) = user_id {
-            let removed = ServerMessage::MemberRemoved { channel: name.as_str(), user_id: user_id.as_str() };
-            state.broadcast(&Frame::message(&removed), None);
-            self.webhooks.emit(WebhookEvent::MemberRemoved { channel: name.clone(), user_id });
-        }
-        if state.is_empty() {
+        let removed = state.remove(socket_id)?;
+        let member_removed = match cluster {
+            None => removed.user.filter(|_| removed.last_here),
+            Some(outcome) => removed.user.filter(|_| outcome.member_removed),
+        };
+        self.leave_effects(Some(&mut state), name, member_removed, cluster);
+        let locally_vacated = state.is_empty();
+        if locally_vacated {
             state.removed = true;
-            self.webhooks.emit(WebhookEvent::ChannelVacated { channel: name.clone() });
             drop(state);
             self.channels.remove_if(name, |_, c| Arc::ptr_eq(c, &channel));
         } else {
-            self.count_changed(&channel, &mut state, name);
+            let count = cluster.map_or(state.len(), |o| o.subscription_count as usize);
+            counts::changed(self, &channel, &mut state, name, count);
         }
-        true
+        Some(Left { locally_vacated })
     }
 
-    /// Queues `frame` to every subscriber of `name` except `except`; returns how many got it.
-    /// `cache_data` (cache channels, HTTP events only) makes it the channel's cached event.
+    /// Member removal, vacancy and their webhooks for a leave, local or reaped.
+    fn leave_effects(
+        &self,
+        state: Option<&mut ChannelState>,
+        name: &ChannelName,
+        member_removed: Option<UserId>,
+        cluster: Option<&LeaveOutcome>,
+    ) {
+        if let Some(user_id) = member_removed {
+            let frame =
+                Frame::message(&ServerMessage::MemberRemoved { channel: name.as_str(), user_id: user_id.as_str() });
+            if let Some(state) = &state {
+                state.broadcast(&frame, None);
+            }
+            self.forward(name, &frame, None);
+            self.webhooks.emit(WebhookEvent::MemberRemoved { channel: name.clone(), user_id });
+        }
+        let vacated = match cluster {
+            None => state.is_some_and(|s| s.is_empty()),
+            Some(outcome) => outcome.vacated,
+        };
+        if vacated {
+            self.webhooks.emit(WebhookEvent::ChannelVacated { channel: name.clone() });
+        }
+    }
+
+    /// Applies a leave that happened on a dead node, found by this node's reaper.
+    pub fn apply_reaped(&self, name: &ChannelName, user: Option<UserId>, outcome: &LeaveOutcome) {
+        let member_removed = user.filter(|_| outcome.member_removed);
+        let channel = self.channels.get(name).map(|c| c.clone());
+        let mut state = channel.as_ref().map(|c| c.state.write());
+        self.leave_effects(state.as_deref_mut(), name, member_removed, Some(outcome));
+        if !outcome.vacated {
+            counts::announce(self, state.as_deref(), name, outcome.subscription_count as usize);
+        }
+    }
+
+    /// Queues `frame` to every local subscriber of `name` except `except` and forwards it to
+    /// the other nodes; returns how many local sockets got it. `cache_data` (cache channels,
+    /// HTTP events only) makes it the channel's cached event here.
     pub fn publish(
         &self,
         name: &ChannelName,
@@ -173,6 +264,7 @@ impl ChannelRegistry {
         except: Option<SocketId>,
         cache_data: Option<&str>,
     ) -> usize {
+        self.forward(name, frame, except);
         let channel = self.channels.get(name).map(|c| c.clone());
         let state = channel.as_ref().map(|c| c.state.read());
         if let Some(data) = cache_data {
@@ -183,11 +275,36 @@ impl ChannelRegistry {
         state.map_or(0, |s| s.broadcast(frame, except))
     }
 
-    fn replay_cache(&self, name: &ChannelName, outbox: &Outbox) {
+    /// Queues a frame that another node published to the local subscribers only.
+    pub fn deliver_remote(&self, name: &str, frame: &Frame, except: Option<SocketId>) -> usize {
+        let Some(channel) = self.channels.get(name).map(|c| c.clone()) else { return 0 };
+        let state = channel.state.read();
+        state.broadcast(frame, except)
+    }
+
+    pub(super) fn forward(&self, name: &ChannelName, frame: &Frame, except: Option<SocketId>) {
+        if let Some(remote) = &self.remote {
+            remote.publish(name, frame, except);
+        }
+    }
+
+    pub(super) fn webhooks(&self) -> &AppWebhooks {
+        &self.webhooks
+    }
+
+    pub(super) fn remote_handle(&self) -> Option<Arc<dyn RemotePublish>> {
+        self.remote.clone()
+    }
+
+    fn replay_cache(&self, name: &ChannelName, outbox: &Outbox, cluster: Option<&ClusterJoin>) {
         let now = Instant::now();
         let mut slot = self.caches.entry(name.clone()).or_default();
-        if let Some(event) = slot.current(now) {
-            let _ = outbox.push(event.frame.clone());
+        let cached = match cluster {
+            Some(c) => c.cached.clone(),
+            None => slot.current(now).map(|e| e.frame.clone()),
+        };
+        if let Some(frame) = cached {
+            let _ = outbox.push(frame);
             return;
         }
         let _ = outbox.push(Frame::message(&ServerMessage::CacheMiss { channel: name.as_str() }));
@@ -196,7 +313,7 @@ impl ChannelRegistry {
         }
     }
 
-    /// The cached event's data and its remaining time to live.
+    /// The cached event's data and its remaining time to live, on this node.
     pub fn cached(&self, name: &str) -> Option<(Arc<str>, Duration)> {
         let now = Instant::now();
         let slot = self.caches.get(name)?;
@@ -210,37 +327,7 @@ impl ChannelRegistry {
         self.caches.len()
     }
 
-    /// Sends the new count now, or once the throttle interval has passed.
-    fn count_changed(&self, channel: &Arc<Channel>, state: &mut ChannelState, name: &ChannelName) {
-        if !self.policy.subscription_count || name.kind() == ChannelKind::Presence {
-            return;
-        }
-        let now = Instant::now();
-        let due = state.len() <= COUNT_THROTTLE_ABOVE || state.count_sent_at.is_none_or(|t| now >= t + COUNT_INTERVAL);
-        if due {
-            state.count_sent_at = Some(now);
-            self.send_count(state, name);
-        } else if !state.count_timer_armed {
-            state.count_timer_armed = true;
-            let at = state.count_sent_at.map_or(now, |t| t + COUNT_INTERVAL);
-            let (channel, name, webhooks) = (channel.clone(), name.clone(), self.webhooks.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep_until(at).await;
-                let mut state = channel.state.write();
-                state.count_timer_armed = false;
-                if !state.removed {
-                    state.count_sent_at = Some(Instant::now());
-                    send_count(&state, &name, &webhooks);
-                }
-            });
-        }
-    }
-
-    fn send_count(&self, state: &ChannelState, name: &ChannelName) {
-        send_count(state, name, &self.webhooks);
-    }
-
-    /// Counts for `name`, or `None` when nobody is subscribed.
+    /// Counts for `name` on this node, or `None` when nobody here is subscribed.
     pub fn summary(&self, name: &str) -> Option<ChannelSummary> {
         let channel = self.channels.get(name)?;
         let name = channel.key().clone();
@@ -248,7 +335,7 @@ impl ChannelRegistry {
         (!state.is_empty()).then(|| state.summary(name))
     }
 
-    /// Every occupied channel whose name starts with `prefix`, sorted by name.
+    /// Every locally occupied channel whose name starts with `prefix`, sorted by name.
     pub fn list(&self, prefix: &str) -> Vec<ChannelSummary> {
         let mut out: Vec<ChannelSummary> = self
             .channels
@@ -263,7 +350,7 @@ impl ChannelRegistry {
         out
     }
 
-    /// The distinct users of a presence channel, sorted.
+    /// The distinct users of a presence channel on this node, sorted.
     pub fn users(&self, name: &str) -> Vec<UserId> {
         let Some(channel) = self.channels.get(name).map(|c| c.clone()) else { return Vec::new() };
         let state = channel.state.read();
@@ -281,7 +368,7 @@ impl ChannelRegistry {
             .sum()
     }
 
-    /// Number of channels with at least one subscriber.
+    /// Number of channels with at least one local subscriber.
     pub fn len(&self) -> usize {
         self.channels.len()
     }
@@ -289,13 +376,6 @@ impl ChannelRegistry {
     pub fn is_empty(&self) -> bool {
         self.channels.is_empty()
     }
-}
-
-fn send_count(state: &ChannelState, name: &ChannelName, webhooks: &AppWebhooks) {
-    let count = state.len() as u64;
-    let message = ServerMessage::SubscriptionCount { channel: name.as_str(), count };
-    state.broadcast(&Frame::message(&message), None);
-    webhooks.emit(WebhookEvent::SubscriptionCount { channel: name.clone(), subscription_count: count });
 }
 
 impl Channel {

@@ -20,6 +20,17 @@ pub(super) struct ChannelState {
     pub roster: Roster,
     pub count_sent_at: Option<Instant>,
     pub count_timer_armed: bool,
+    /// The latest count (cluster-wide in a cluster), for the throttled trailing update.
+    pub count_value: usize,
+}
+
+/// A subscriber that was removed.
+#[derive(Debug)]
+pub(super) struct Removed {
+    /// Its presence user.
+    pub user: Option<UserId>,
+    /// That user has no other socket in the channel on this node.
+    pub last_here: bool,
 }
 
 #[derive(Debug)]
@@ -49,11 +60,11 @@ impl ChannelState {
         first
     }
 
-    /// Removes the subscriber: `None` when it was not subscribed, `Some(Some(user))` when it
-    /// was its user's last socket in a presence channel.
-    pub fn remove(&mut self, socket_id: SocketId) -> Option<Option<UserId>> {
+    /// Removes the subscriber; `None` when it was not subscribed.
+    pub fn remove(&mut self, socket_id: SocketId) -> Option<Removed> {
         let member = self.subscribers.remove(&socket_id)?;
-        Some(member.user_id.filter(|user_id| self.roster.remove(user_id)))
+        let last_here = member.user_id.as_ref().is_some_and(|user_id| self.roster.remove(user_id));
+        Some(Removed { user: member.user_id, last_here })
     }
 
     /// `subscription_succeeded` for this channel: `{}` or, on presence, the roster.

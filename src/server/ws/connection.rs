@@ -119,7 +119,7 @@ pub async fn run<R, W>(
             }
             // Not cancelled: `read` is pinned outside the loop and polled in place.
             (reader, result) = &mut read, if reading => {
-                if conn.on_read(result).is_err() {
+                if conn.on_read(result).await.is_err() {
                     break Ended::Gone;
                 }
                 reading = !outbox.is_closing();
@@ -149,7 +149,7 @@ pub async fn run<R, W>(
         }
     };
     let _ = writer.shutdown().await;
-    conn.finish(ended);
+    conn.finish(ended).await;
 }
 
 /// The peer is gone; nothing more can be written.
@@ -157,14 +157,14 @@ struct Gone;
 
 impl Connection {
     /// Handles what the read future produced.
-    fn on_read(&mut self, result: Result<Inbound, WebSocketError>) -> Result<(), Gone> {
+    async fn on_read(&mut self, result: Result<Inbound, WebSocketError>) -> Result<(), Gone> {
         self.last_seen = Instant::now();
         self.ping_outstanding = false;
         match result {
             Ok(frame) => {
                 self.metrics.messages_received.inc();
                 self.metrics.received_bytes.inc_by(frame.payload.len() as u64);
-                handle_frame(frame, &mut self.fragments, &mut self.session, &self.outbox, self.max_message_bytes);
+                handle_frame(frame, &mut self.fragments, &mut self.session, &self.outbox, self.max_message_bytes).await;
                 Ok(())
             }
             Err(error) => {
@@ -193,7 +193,7 @@ impl Connection {
         }
     }
 
-    fn finish(mut self, ended: Ended) {
+    async fn finish(mut self, ended: Ended) {
         self.metrics.disconnections.inc();
         let socket_id = self.session.socket_id();
         match ended {
@@ -205,7 +205,7 @@ impl Connection {
             }
             Ended::Gone => tracing::debug!(%socket_id, "connection lost"),
         }
-        self.session.close();
+        self.session.close().await;
     }
 }
 
@@ -282,7 +282,7 @@ struct Fragments {
     buffer: Option<Vec<u8>>,
 }
 
-fn handle_frame(
+async fn handle_frame(
     frame: Inbound,
     fragments: &mut Fragments,
     session: &mut Session,
@@ -290,7 +290,7 @@ fn handle_frame(
     max_message_bytes: usize,
 ) {
     match frame.opcode {
-        OpCode::Text if frame.fin => handle_text(&frame.payload, session, outbox),
+        OpCode::Text if frame.fin => handle_text(&frame.payload, session, outbox).await,
         OpCode::Text | OpCode::Binary if !frame.fin => fragments.buffer = Some(frame.payload.to_vec()),
         OpCode::Continuation => {
             let Some(buffer) = fragments.buffer.as_mut() else {
@@ -302,7 +302,7 @@ fn handle_frame(
             buffer.extend_from_slice(&frame.payload);
             if frame.fin {
                 if let Some(message) = fragments.buffer.take() {
-                    handle_text(&message, session, outbox);
+                    handle_text(&message, session, outbox).await;
                 }
             }
         }
@@ -319,9 +319,9 @@ fn handle_frame(
     }
 }
 
-fn handle_text(payload: &[u8], session: &mut Session, outbox: &Outbox) {
+async fn handle_text(payload: &[u8], session: &mut Session, outbox: &Outbox) {
     match std::str::from_utf8(payload) {
-        Ok(text) => session.handle_text(text),
+        Ok(text) => session.handle_text(text).await,
         Err(_) => outbox.close(CLOSE_INVALID_PAYLOAD, "Invalid UTF-8"),
     }
 }

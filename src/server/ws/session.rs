@@ -127,8 +127,11 @@ impl Session {
     }
 
     /// Handles one text frame; errors are answered with a `pusher:error` frame.
-    pub fn handle_text(&mut self, text: &str) {
-        let result = ClientMessage::decode(text).map_err(SessionError::from).and_then(|m| self.handle(m));
+    pub async fn handle_text(&mut self, text: &str) {
+        let result = match ClientMessage::decode(text) {
+            Ok(message) => self.handle(message).await,
+            Err(error) => Err(error.into()),
+        };
         if let Err(error) = result {
             tracing::debug!(socket_id = %self.me.socket_id, %error, "client message refused");
             let message = error.to_string();
@@ -137,14 +140,14 @@ impl Session {
         }
     }
 
-    fn handle(&mut self, message: ClientMessage) -> Result<(), SessionError> {
+    async fn handle(&mut self, message: ClientMessage) -> Result<(), SessionError> {
         match message {
             ClientMessage::Ping => self.send(&ServerMessage::Pong),
             ClientMessage::Pong => {}
             ClientMessage::Subscribe { channel, auth, channel_data } => {
-                self.subscribe(&channel, auth.as_deref(), channel_data.as_deref())?
+                self.subscribe(&channel, auth.as_deref(), channel_data.as_deref()).await?
             }
-            ClientMessage::Unsubscribe { channel } => self.unsubscribe(&channel),
+            ClientMessage::Unsubscribe { channel } => self.unsubscribe(&channel).await,
             ClientMessage::Signin { auth, user_data } => self.signin(&auth, &user_data)?,
             ClientMessage::ClientEvent { event, channel, data } => {
                 self.client_event(&event, &channel, data.as_deref())?
@@ -159,7 +162,12 @@ impl Session {
         let _ = self.me.outbox.push(Frame::message(message));
     }
 
-    fn subscribe(&mut self, channel: &str, auth: Option<&str>, channel_data: Option<&str>) -> Result<(), SessionError> {
+    async fn subscribe(
+        &mut self,
+        channel: &str,
+        auth: Option<&str>,
+        channel_data: Option<&str>,
+    ) -> Result<(), SessionError> {
         let name = ChannelName::parse(channel, self.limits.max_channel_name_length)?;
         let max = self.app.config.max_subscriptions_per_connection;
         if self.channels.len() >= max && !self.channels.contains_key(name.as_str()) {
@@ -173,7 +181,7 @@ impl Session {
             self.send(&ServerMessage::SubscriptionSucceeded { channel: name.as_str(), data_json: "{}" });
             return Ok(());
         }
-        let joined = self.app.channels.subscribe(&name, &self.me, member.as_ref())?;
+        let joined = self.app.join(&name, &self.me, member.as_ref()).await?;
         if !joined.already_subscribed {
             self.channels.insert(name.clone(), member.map(|m| m.user_id));
         }
@@ -219,9 +227,9 @@ impl Session {
         }
     }
 
-    fn unsubscribe(&mut self, channel: &str) {
-        let Some((name, _)) = self.channels.remove_entry(channel) else { return };
-        self.app.channels.unsubscribe(&name, self.me.socket_id);
+    async fn unsubscribe(&mut self, channel: &str) {
+        let Some((name, user)) = self.channels.remove_entry(channel) else { return };
+        self.app.leave(&name, self.me.socket_id, user.as_ref()).await;
     }
 
     fn signin(&mut self, auth: &str, user_data: &str) -> Result<(), SessionError> {
@@ -280,7 +288,7 @@ impl Session {
             return Err(SessionError::ClientEventRateLimited(per_second));
         }
         let message = ServerMessage::Event { event, channel, data, user_id: user_id.as_ref().map(UserId::as_str) };
-        self.app.channels.publish(name, &Frame::message(&message), Some(self.me.socket_id), None);
+        self.app.publish(name, &Frame::message(&message), Some(self.me.socket_id), None);
         if self.app.webhooks.wants("client_event") {
             self.app.webhooks.emit(WebhookEvent::ClientEvent {
                 channel: name.clone(),
@@ -294,9 +302,9 @@ impl Session {
     }
 
     /// Leaves every channel; called once when the connection ends.
-    pub fn close(&mut self) {
-        for (name, _) in std::mem::take(&mut self.channels) {
-            self.app.channels.unsubscribe(&name, self.me.socket_id);
+    pub async fn close(&mut self) {
+        for (name, user) in std::mem::take(&mut self.channels) {
+            self.app.leave(&name, self.me.socket_id, user.as_ref()).await;
         }
         if let Some(user) = self.user.take() {
             self.app.users.sign_out(&user.id, self.me.socket_id, &user.watchlist);
@@ -305,7 +313,14 @@ impl Session {
 }
 
 impl Drop for Session {
+    /// A session dropped without `close` (its task was cancelled) still leaves its channels
+    /// on this node; the cluster's record of it is reconciled by the adapter.
     fn drop(&mut self) {
-        self.close();
+        for (name, _) in std::mem::take(&mut self.channels) {
+            self.app.channels.unsubscribe(&name, self.me.socket_id, None);
+        }
+        if let Some(user) = self.user.take() {
+            self.app.users.sign_out(&user.id, self.me.socket_id, &user.watchlist);
+        }
     }
 }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use herald_protocol::presence::PresenceLimits;
 
+mod membership;
+
 use crate::channels::{ChannelPolicy, ChannelRegistry};
 use crate::config::AppConfig;
 use crate::metrics::{AppMetrics, Metrics};
@@ -49,7 +51,7 @@ impl App {
             .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n)));
         Self {
             api_limiter,
-            channels: ChannelRegistry::new(policy, webhooks.clone()),
+            channels: ChannelRegistry::new(policy, webhooks.clone(), None),
             users: UserRegistry::new(),
             config,
             webhooks,
