@@ -72,6 +72,11 @@ impl Outbox {
             }
             state.bytes += frame.len();
             state.frames.push_back(frame);
+            // Frames already waiting mean the socket task has a wake-up pending (or is
+            // draining and will look again under this lock): one notification is enough.
+            if state.frames.len() > 1 {
+                return Ok(());
+            }
         }
         self.ready.notify_one();
         Ok(())
