@@ -41,9 +41,7 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(config: herald::config::Config, source: AppSource) -> anyhow::Result<()> {
-    let server = herald::Server::bind(config.clone())
-        .await
-        .with_context(|| format!("cannot bind {}:{}", config.server.host, config.server.port))?;
+    let server = herald::Server::bind(config.clone()).await.context("cannot start")?;
     let addr = server.local_addr();
     match source {
         AppSource::BuiltInDev => tracing::info!(

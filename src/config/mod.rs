@@ -32,7 +32,9 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     pub enabled: bool,
-    pub host: IpAddr,
+    /// Defaults to `[server] host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<IpAddr>,
     /// 0 picks a free port.
     pub port: u16,
     /// Prefix of every metric name (`herald_connected`, …).
@@ -41,7 +43,7 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true, host: IpAddr::from([0, 0, 0, 0]), port: 9601, prefix: "herald".into() }
+        Self { enabled: true, host: None, port: 9601, prefix: "herald".into() }
     }
 }
 

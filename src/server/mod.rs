@@ -79,9 +79,10 @@ impl Server {
             }
             None => None,
         };
-        let listener = TcpListener::bind((config.server.host, config.server.port)).await?;
+        let listener = bind(config.server.host, config.server.port, "server").await?;
+        let metrics_host = config.metrics.host.unwrap_or(config.server.host);
         let metrics_listener = match config.metrics.enabled {
-            true => Some(TcpListener::bind((config.metrics.host, config.metrics.port)).await?),
+            true => Some(bind(metrics_host, config.metrics.port, "metrics").await?),
             false => None,
         };
         Ok(Self { listener, tls, metrics_listener, config })
@@ -134,10 +135,15 @@ impl Server {
         // During the drain the listener stays open: the API and health endpoints keep
         // answering, new WebSocket upgrades are refused with 4200.
         let drain_window = Duration::from_secs(shared.config.drain_window_seconds);
-        let stop_accepting = async {
+        let watched = shared.clone();
+        let stop_accepting = async move {
             shutdown.cancelled().await;
             tracing::info!(window_seconds = drain_window.as_secs(), "draining: closing sockets with 4200");
-            tokio::time::sleep(drain_window).await;
+            let deadline = tokio::time::Instant::now() + drain_window;
+            // Bounded: at most one check every 50 ms until the window ends.
+            while tokio::time::Instant::now() < deadline && watched.apps.iter().any(|a| a.connection_count() > 0) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         };
         tokio::pin!(stop_accepting);
         let mut prune = tokio::time::interval(Duration::from_secs(60));
@@ -270,4 +276,11 @@ fn client_ip(request: &Request<Incoming>, peer: SocketAddr, trust_forwarded_for:
         .and_then(|v| v.split(',').next())
         .and_then(|v| v.trim().parse().ok());
     forwarded.unwrap_or(peer.ip())
+}
+
+/// Binds `host:port`, naming which listener failed.
+async fn bind(host: IpAddr, port: u16, what: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind((host, port))
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot bind the {what} listener on {host}:{port}: {e}")))
 }

@@ -42,7 +42,7 @@ pub fn config_with(apps: Vec<AppConfig>) -> Config {
     let mut config = Config::default();
     config.server.host = "127.0.0.1".parse().expect("literal address");
     config.server.port = 0;
-    config.metrics.host = "127.0.0.1".parse().expect("literal address");
+    config.metrics.host = Some("127.0.0.1".parse().expect("literal address"));
     config.metrics.port = 0;
     config.apps = apps;
     config
