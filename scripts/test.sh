@@ -13,6 +13,7 @@
 #   2. cargo fmt --check, cargo clippy -D warnings, cargo test, cargo build --release -p herald.
 #   3. the Helm chart's validation (scripts/validate-chart.sh: lint, render, values schema,
 #      kubernetes-validate for two Kubernetes versions, the Grafana dashboard's metric names).
+#      Then a smoke run of the load generator (bench/smoke.sh) so it never rots.
 #   4. the compat suites against the release binary target/release/herald (HERALD_BIN overrides):
 #      node --test over compat-tests/js/*.test.mjs and pytest over compat-tests/python.
 #   5. a final line `N passed, M failed`: N and M count tests of cargo test, node and pytest; a
@@ -214,6 +215,7 @@ run_chart_validation() {
 
 if [ "$COMPAT_ONLY" -eq 0 ] && [ "$BUILD_OK" -eq 1 ]; then
   run_chart_validation
+  gate "bench smoke (herald-bench, tiny N)" bash "$ROOT/bench/smoke.sh" || true
 fi
 
 if [ "$BUILD_OK" -eq 1 ] && [ -x "$HERALD_BIN" ]; then
