@@ -69,7 +69,11 @@ pub async fn serve(shared: Arc<Shared>, upgrade: UpgradeFut, handshake: Handshak
     match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => {
             let (read, write) = parts.io.into_inner().into_split();
-            let read = std::io::Cursor::new(parts.read_buf).chain(read);
+            // `read_buf` may be a view into hyper's whole read buffer; copying the (usually
+            // empty) leftover lets that buffer go instead of living as long as the socket.
+            let leftover = Bytes::copy_from_slice(&parts.read_buf);
+            drop(parts.read_buf);
+            let read = std::io::Cursor::new(leftover).chain(read);
             accept(shared, read, write, handshake).await
         }
         Err(upgraded) => {
@@ -137,3 +141,4 @@ async fn refuse<W: AsyncWrite + Unpin>(write: &mut W, code: ErrorCode) {
     let _ = write.write_all(&Bytes::from(bytes)).await;
     let _ = write.shutdown().await;
 }
+
