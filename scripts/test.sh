@@ -6,7 +6,8 @@
 #   scripts/test.sh --no-install    skip the dependency installation step
 #
 # Steps:
-#   1. install what is missing, idempotently: Debian packages (redis-server, python3-venv, and
+#   1. install what is missing, idempotently: Debian packages (redis-server, redis-tools, openssl,
+#      python3-venv, and
 #      Node.js only if `node` is missing or older than 20.19), `npm ci` in compat-tests (skipped
 #      when package-lock.json is unchanged), and compat-tests/requirements.txt into
 #      compat-tests/.venv (skipped when unchanged).
@@ -114,6 +115,8 @@ ensure_node() {
 install_deps() {
   local pkgs=()
   command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
+  command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
   command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
   venv_ok || pkgs+=(python3-venv python3-pip)
   if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}" || return 1; fi

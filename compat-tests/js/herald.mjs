@@ -7,6 +7,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -38,13 +39,24 @@ function tomlValue(v) {
   if (typeof v === 'string') return JSON.stringify(v); // a TOML basic string is JSON-compatible
   if (typeof v === 'boolean' || typeof v === 'number') return String(v);
   if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
+  // A plain object is an inline table (`tls = {cert_path = …}`, `webhooks = [{url = …}]`).
+  if (v && typeof v === 'object') {
+    return `{ ${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)} = ${tomlValue(x)}`).join(', ')} }`;
+  }
   throw new Error(`cannot write ${typeof v} as TOML`);
 }
 
-/** `{server:{…}, apps:[{…}]}` → TOML text. */
-export function toToml({ server = {}, apps = [] }) {
+/**
+ * `{server:{…}, webhooks:{…}, apps:[{…}]}` → TOML text. Object values become inline tables
+ * (`server.tls`, an app's `webhooks` list); `webhooks` is the server-wide `[webhooks]` section.
+ */
+export function toToml({ server = {}, apps = [], webhooks }) {
   const lines = ['[metrics]', 'host = "127.0.0.1"', 'port = 0', '', '[server]'];
   for (const [k, v] of Object.entries(server)) lines.push(`${k} = ${tomlValue(v)}`);
+  if (webhooks) {
+    lines.push('', '[webhooks]');
+    for (const [k, v] of Object.entries(webhooks)) lines.push(`${k} = ${tomlValue(v)}`);
+  }
   for (const app of apps) {
     lines.push('', '[[apps]]');
     for (const [k, v] of Object.entries(app)) lines.push(`${k} = ${tomlValue(v)}`);
@@ -65,7 +77,18 @@ export function freePort() {
   });
 }
 
-async function upAnswers(port) {
+async function upAnswers(port, ca) {
+  if (ca) {
+    // TLS: the readiness probe trusts the test's certificate (global fetch cannot take a CA).
+    return new Promise((res) => {
+      const req = httpsGet({ host: HOST, port, path: '/up', ca, timeout: 1000 }, (r) => {
+        r.resume();
+        r.on('end', () => res(r.statusCode === 200));
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => res(false));
+    });
+  }
   try {
     const r = await fetch(`http://${HOST}:${port}/up`, { signal: AbortSignal.timeout(1000) });
     await r.arrayBuffer();
@@ -86,10 +109,12 @@ function childEnv() {
 }
 
 /**
- * Start herald. `apps` defaults to `[defaultApp()]`; `server` entries are added to `[server]`.
+ * Start herald. `apps` defaults to `[defaultApp()]`; `server` entries are added to `[server]`,
+ * `webhooks` entries make the `[webhooks]` section. With `server.tls`, pass `ca` (the PEM the
+ * certificate chains to) so the readiness probe can speak https.
  * Returns `{host, port, apps, app, origin, stop, output}`.
  */
-export async function startHerald({ apps = [defaultApp()], server = {} } = {}) {
+export async function startHerald({ apps = [defaultApp()], server = {}, webhooks, ca } = {}) {
   const bin = heraldBin();
   if (!existsSync(bin)) {
     throw new Error(`herald binary not found at ${bin} (run \`cargo build --release -p herald\` or set HERALD_BIN)`);
@@ -98,7 +123,7 @@ export async function startHerald({ apps = [defaultApp()], server = {} } = {}) {
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     try {
-      return await launch(bin, port, apps, server);
+      return await launch(bin, port, apps, server, webhooks, ca);
     } catch (e) {
       lastError = e;
       if (!e.portInUse) break; // only a lost race for the port is worth another try
@@ -107,10 +132,10 @@ export async function startHerald({ apps = [defaultApp()], server = {} } = {}) {
   throw lastError;
 }
 
-async function launch(bin, port, apps, server) {
+async function launch(bin, port, apps, server, webhooks, ca) {
   const dir = mkdtempSync(join(tmpdir(), 'herald-compat-'));
   const configFile = join(dir, 'herald.toml');
-  writeFileSync(configFile, toToml({ server: { host: HOST, port, ...server }, apps }));
+  writeFileSync(configFile, toToml({ server: { host: HOST, port, ...server }, apps, webhooks }));
 
   const child = spawn(bin, ['--config', configFile, '--port', String(port)], {
     env: childEnv(),
@@ -137,7 +162,7 @@ async function launch(bin, port, apps, server) {
 
   const deadline = Date.now() + START_TIMEOUT_MS;
   // Poll /up until it answers: a readiness probe with a deadline, not a sleep used as synchronisation.
-  while (!(await upAnswers(port))) {
+  while (!(await upAnswers(port, ca))) {
     if (exited) {
       rmSync(dir, { recursive: true, force: true });
       const err = new Error(
@@ -159,7 +184,7 @@ async function launch(bin, port, apps, server) {
     port,
     apps,
     configFile,
-    origin: `http://${HOST}:${port}`,
+    origin: `${ca ? 'https' : 'http'}://${HOST}:${port}`,
     /** The app with this id (default: the first). */
     app(id) {
       return id === undefined ? apps[0] : apps.find((a) => a.id === id);

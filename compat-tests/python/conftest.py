@@ -52,12 +52,17 @@ def _toml_value(v) -> str:
         return json.dumps(v)  # a TOML basic string is JSON-compatible
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table: an app's `webhooks = [{url = …}]`, `headers`
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(f"cannot write {type(v).__name__} as TOML")
 
 
-def to_toml(server: dict, apps: list[dict]) -> str:
+def to_toml(server: dict, apps: list[dict], webhooks: dict | None = None) -> str:
+    """`webhooks` is the server-wide `[webhooks]` section (leave delay, retries, breaker)."""
     lines = ["[metrics]", 'host = "127.0.0.1"', "port = 0", "", "[server]"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in server.items()]
+    if webhooks:
+        lines += ["", "[webhooks]"] + [f"{k} = {_toml_value(v)}" for k, v in webhooks.items()]
     for app in apps:
         lines += ["", "[[apps]]"] + [f"{k} = {_toml_value(v)}" for k, v in app.items()]
     return "\n".join(lines) + "\n"
@@ -97,7 +102,7 @@ class Herald:
         return self.log_path.read_text(errors="replace")
 
 
-def start_herald(apps: list[dict], server: dict | None = None) -> Herald:
+def start_herald(apps: list[dict], server: dict | None = None, webhooks: dict | None = None) -> Herald:
     binary = herald_bin()
     if not os.path.exists(binary):
         raise RuntimeError(f"herald binary not found at {binary} (cargo build --release -p herald, or set HERALD_BIN)")
@@ -108,7 +113,7 @@ def start_herald(apps: list[dict], server: dict | None = None) -> Herald:
         port = free_port()
         tmp = Path(tempfile.mkdtemp(prefix="herald-compat-py-"))
         config = tmp / "herald.toml"
-        config.write_text(to_toml({"host": HOST, "port": port, **(server or {})}, apps))
+        config.write_text(to_toml({"host": HOST, "port": port, **(server or {})}, apps, webhooks))
         log_path = tmp / "herald.log"
         log = open(log_path, "wb")
         proc = subprocess.Popen(

@@ -224,6 +224,11 @@ async fn flush<W: AsyncWrite + Unpin>(
             (!write_frames(writer, frames, outbox).await).then_some(Ended::Gone)
         }
         Some(Next::Close(mut frames, reason)) => {
+            // Pusher codes are announced as `pusher:error` before the close, as Pusher does.
+            if (4000..4300).contains(&reason.code) {
+                let error = ServerMessage::Error { code: Some(reason.code), message: &reason.message };
+                frames.push(Frame::message(&error));
+            }
             // A reader that stopped reading may never take these: bounded by a deadline.
             frames.push(Frame::close(reason.code, &reason.message));
             let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_frames(writer, frames, outbox)).await;

@@ -141,4 +141,3 @@ async fn refuse<W: AsyncWrite + Unpin>(write: &mut W, code: ErrorCode) {
     let _ = write.write_all(&Bytes::from(bytes)).await;
     let _ = write.shutdown().await;
 }
-
