@@ -91,7 +91,7 @@ async fn a_shutdown_drains_sockets_with_4200_and_turns_readiness_off() {
     let mut late = server.open(&server.ws_url(common::APP_KEY), None).await;
     late.expect_refusal(4200).await;
     for mut c in clients {
-        c.expect_close(4200).await;
+        c.expect_refusal(4200).await;
     }
 }
 
