@@ -25,53 +25,71 @@ pub struct UserRegistry {
 /// The close sent by `terminate_connections`.
 pub const TERMINATED_MESSAGE: &str = "You got disconnected by the app";
 
+/// What a sign-in changed on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SignedIn {
+    /// The user had no signed-in socket on this node before.
+    pub first_here: bool,
+    /// Watched ids that had no watcher on this node before.
+    pub newly_watched: Vec<UserId>,
+}
+
+/// What a sign-out changed on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SignedOut {
+    /// The user has no signed-in socket on this node any more.
+    pub last_here: bool,
+    /// Watched ids that have no watcher on this node any more.
+    pub unwatched: Vec<UserId>,
+}
+
 impl UserRegistry {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Records that `socket_id` is signed in as `user` and watches `watchlist`. Tells the
-    /// socket the current status of everyone it watches, and the user's watchers that the
-    /// user came online when this is its first socket.
-    pub fn sign_in(&self, user: &UserId, socket_id: SocketId, outbox: &Arc<Outbox>, watchlist: &[UserId]) {
-        let first = {
+    /// Records that `socket_id` is signed in as `user` and watches `watchlist`. Tells nobody:
+    /// whether the user came online is the caller's decision (cluster-wide in a cluster).
+    pub fn sign_in(&self, user: &UserId, socket_id: SocketId, outbox: &Arc<Outbox>, watchlist: &[UserId]) -> SignedIn {
+        let first_here = {
             let mut sockets = self.sockets.entry(user.clone()).or_default();
             let first = sockets.is_empty();
             sockets.insert(socket_id, outbox.clone());
             first
         };
+        let mut newly_watched = Vec::new();
         for watched in watchlist {
-            self.watchers.entry(watched.clone()).or_default().insert(socket_id, outbox.clone());
+            let mut watchers = self.watchers.entry(watched.clone()).or_default();
+            if watchers.is_empty() {
+                newly_watched.push(watched.clone());
+            }
+            watchers.insert(socket_id, outbox.clone());
         }
-        if !watchlist.is_empty() {
-            let (online, offline): (Vec<&UserId>, Vec<&UserId>) = watchlist.iter().partition(|w| self.is_online(w));
-            let _ = outbox.push(watchlist_frame(&[("online", &online), ("offline", &offline)]));
-        }
-        if first {
-            self.tell_watchers(user, "online");
-        }
+        SignedIn { first_here, newly_watched }
     }
 
-    /// Forgets `socket_id`; tells the user's watchers it went offline when this was its last socket.
-    pub fn sign_out(&self, user: &UserId, socket_id: SocketId, watchlist: &[UserId]) {
+    /// Forgets `socket_id`'s sign-in and watchlist.
+    pub fn sign_out(&self, user: &UserId, socket_id: SocketId, watchlist: &[UserId]) -> SignedOut {
+        let mut unwatched = Vec::new();
         for watched in watchlist {
             self.watchers.remove_if_mut(watched, |_, w| {
                 w.remove(&socket_id);
+                if w.is_empty() {
+                    unwatched.push(watched.clone());
+                }
                 w.is_empty()
             });
         }
-        let mut last = false;
+        let mut last_here = false;
         self.sockets.remove_if_mut(user, |_, sockets| {
             sockets.remove(&socket_id);
-            last = sockets.is_empty();
-            last
+            last_here = sockets.is_empty();
+            last_here
         });
-        if last {
-            self.tell_watchers(user, "offline");
-        }
+        SignedOut { last_here, unwatched }
     }
 
-    /// Whether `user` has at least one signed-in socket.
+    /// Whether `user` has at least one signed-in socket on this node.
     pub fn is_online(&self, user: &UserId) -> bool {
         self.sockets.get(user).is_some_and(|s| !s.is_empty())
     }
@@ -91,16 +109,31 @@ impl UserRegistry {
         sockets.len()
     }
 
-    fn tell_watchers(&self, user: &UserId, status: &str) {
-        let outboxes: Vec<Arc<Outbox>> = match self.watchers.get(user) {
+    /// Queues `frame` to every local socket watching `watched`.
+    pub fn notify_watchers(&self, watched: &str, frame: &Frame) {
+        let outboxes: Vec<Arc<Outbox>> = match self.watchers.get(watched) {
             Some(w) => w.values().cloned().collect(),
             None => return,
         };
-        let frame = watchlist_frame(&[(status, &[user])]);
         for outbox in outboxes {
             let _ = outbox.push(frame.clone());
         }
     }
+
+    /// Every local sign-in, as `(user, socket)` pairs.
+    pub fn sign_ins(&self) -> Vec<(UserId, SocketId)> {
+        self.sockets.iter().flat_map(|e| e.value().keys().map(|s| (e.key().clone(), *s)).collect::<Vec<_>>()).collect()
+    }
+}
+
+/// `watchlist_events` saying `user` went online or offline.
+pub fn status_change_frame(user: &UserId, online: bool) -> Frame {
+    watchlist_frame(&[(if online { "online" } else { "offline" }, &[user])])
+}
+
+/// `watchlist_events` with the current status of a watchlist.
+pub fn status_frame(online: &[&UserId], offline: &[&UserId]) -> Frame {
+    watchlist_frame(&[("online", online), ("offline", offline)])
 }
 
 /// `pusher_internal:watchlist_events` with one entry per non-empty group.
@@ -135,22 +168,20 @@ mod tests {
     }
 
     #[test]
-    fn watchers_hear_first_online_and_last_offline() {
+    fn sign_ins_report_a_users_first_and_last_socket_and_new_watches() {
         let reg = UserRegistry::new();
         let (watcher, a1, a2) = (outbox(), outbox(), outbox());
         let (w, a) = (UserId::new("w"), UserId::new("a"));
-        reg.sign_in(&w, SocketId::new(1, 1), &watcher, std::slice::from_ref(&a));
-        assert!(texts(&watcher)[0].contains(r#"\"name\":\"offline\",\"user_ids\":[\"a\"]"#));
-        reg.sign_in(&a, SocketId::new(1, 2), &a1, &[]);
-        reg.sign_in(&a, SocketId::new(1, 3), &a2, &[]);
-        let seen = texts(&watcher);
-        assert_eq!(seen.len(), 1, "{seen:?}");
-        assert!(seen[0].contains("online"));
-        reg.sign_out(&a, SocketId::new(1, 2), &[]);
-        assert!(texts(&watcher).is_empty());
-        reg.sign_out(&a, SocketId::new(1, 3), &[]);
-        assert!(texts(&watcher)[0].contains("offline"));
+        let signed = reg.sign_in(&w, SocketId::new(1, 1), &watcher, std::slice::from_ref(&a));
+        assert_eq!(signed.newly_watched, vec![a.clone()]);
+        assert!(reg.sign_in(&a, SocketId::new(1, 2), &a1, &[]).first_here);
+        assert!(!reg.sign_in(&a, SocketId::new(1, 3), &a2, &[]).first_here);
+        assert!(!reg.sign_out(&a, SocketId::new(1, 2), &[]).last_here);
+        assert!(reg.sign_out(&a, SocketId::new(1, 3), &[]).last_here);
         assert!(!reg.is_online(&a));
+        reg.notify_watchers("a", &status_change_frame(&a, false));
+        assert!(texts(&watcher)[0].contains("offline"));
+        assert_eq!(reg.sign_out(&w, SocketId::new(1, 1), std::slice::from_ref(&a)).unwatched, vec![a]);
     }
 
     #[test]

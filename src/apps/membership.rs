@@ -5,11 +5,16 @@
 //! the decision locally. When the cluster is unavailable the node decides alone (docs/cluster.md:
 //! the adapter reconciles once Redis is back).
 
+use std::sync::Arc;
+
+use herald_protocol::user::SignedInUser;
 use herald_protocol::{ChannelName, PresenceMember, SocketId, UserId};
 
 use super::App;
 use crate::channels::{ChannelSummary, JoinError, Joined, Subscriber};
 use crate::frame::Frame;
+use crate::outbox::Outbox;
+use crate::users::{status_change_frame, status_frame};
 
 impl App {
     /// Subscribes `subscriber`; see [`ChannelRegistry::subscribe`](crate::channels::ChannelRegistry::subscribe).
@@ -45,6 +50,30 @@ impl App {
     /// Distinct users of a presence channel, cluster-wide, sorted.
     pub async fn channel_users(&self, name: &str) -> Vec<UserId> {
         self.channels.users(name)
+    }
+
+    /// Records a sign-in: answers the socket's watchlist with the current status of each
+    /// watched user, and tells the user's watchers it came online when this is its first
+    /// signed-in socket.
+    pub async fn sign_in(&self, user: &SignedInUser, socket_id: SocketId, outbox: &Arc<Outbox>) {
+        let signed = self.users.sign_in(&user.id, socket_id, outbox, &user.watchlist);
+        if !user.watchlist.is_empty() {
+            let (online, offline): (Vec<&UserId>, Vec<&UserId>) =
+                user.watchlist.iter().partition(|w| self.users.is_online(w));
+            let _ = outbox.push(status_frame(&online, &offline));
+        }
+        if signed.first_here {
+            self.users.notify_watchers(user.id.as_str(), &status_change_frame(&user.id, true));
+        }
+    }
+
+    /// Forgets a sign-in; tells the user's watchers it went offline when that was its last
+    /// signed-in socket.
+    pub async fn sign_out(&self, user: &SignedInUser, socket_id: SocketId) {
+        let signed = self.users.sign_out(&user.id, socket_id, &user.watchlist);
+        if signed.last_here {
+            self.users.notify_watchers(user.id.as_str(), &status_change_frame(&user.id, false));
+        }
     }
 
     /// Sends a server-to-user event to every socket signed in as `user`, cluster-wide.

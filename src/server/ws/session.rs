@@ -148,7 +148,7 @@ impl Session {
                 self.subscribe(&channel, auth.as_deref(), channel_data.as_deref()).await?
             }
             ClientMessage::Unsubscribe { channel } => self.unsubscribe(&channel).await,
-            ClientMessage::Signin { auth, user_data } => self.signin(&auth, &user_data)?,
+            ClientMessage::Signin { auth, user_data } => self.signin(&auth, &user_data).await?,
             ClientMessage::ClientEvent { event, channel, data } => {
                 self.client_event(&event, &channel, data.as_deref())?
             }
@@ -232,7 +232,7 @@ impl Session {
         self.app.leave(&name, self.me.socket_id, user.as_ref()).await;
     }
 
-    fn signin(&mut self, auth: &str, user_data: &str) -> Result<(), SessionError> {
+    async fn signin(&mut self, auth: &str, user_data: &str) -> Result<(), SessionError> {
         let socket_id = self.me.socket_id.to_string();
         let signed = signature::user_string_to_sign(&socket_id, user_data);
         signature::verify_auth(&self.app.config.key, &self.app.config.secret, &[&signed], auth)?;
@@ -245,7 +245,7 @@ impl Session {
         let truncated = user.watchlist_truncated;
         self.send(&ServerMessage::SigninSuccess { user_data });
         if self.user.is_none() {
-            self.app.users.sign_in(&user.id, self.me.socket_id, &self.me.outbox, &user.watchlist);
+            self.app.sign_in(&user, self.me.socket_id, &self.me.outbox).await;
             self.user = Some(user);
         }
         self.authorized = true;
@@ -307,7 +307,7 @@ impl Session {
             self.app.leave(&name, self.me.socket_id, user.as_ref()).await;
         }
         if let Some(user) = self.user.take() {
-            self.app.users.sign_out(&user.id, self.me.socket_id, &user.watchlist);
+            self.app.sign_out(&user, self.me.socket_id).await;
         }
     }
 }
