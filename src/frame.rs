@@ -12,6 +12,11 @@ use herald_protocol::ServerMessage;
 pub struct Frame(Bytes);
 
 impl Frame {
+    /// A complete frame that another herald node encoded.
+    pub fn from_wire(bytes: Bytes) -> Self {
+        Self(bytes)
+    }
+
     /// Encodes `message` as a text frame.
     pub fn message(message: &ServerMessage<'_>) -> Self {
         Self::text(&message.to_json())

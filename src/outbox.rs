@@ -13,6 +13,9 @@ use tokio::sync::Notify;
 
 use crate::frame::Frame;
 
+/// The close code of a slow consumer: 4100, over capacity (pusher-js retries after a second).
+const OVERFLOW_CLOSE_CODE: u16 = 4100;
+
 /// Why a socket is being closed, decided by whoever closed its outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseReason {
@@ -63,7 +66,10 @@ impl Outbox {
                 return Err(Refused);
             }
             if state.bytes + frame.len() > self.max_bytes {
-                state.closing = Some(CloseReason { code: 4100, message: "Slow consumer: outbound queue full".into() });
+                state.closing = Some(CloseReason {
+                    code: OVERFLOW_CLOSE_CODE,
+                    message: "Slow consumer: outbound queue full".into(),
+                });
                 state.frames.clear();
                 state.bytes = 0;
                 drop(state);
@@ -90,6 +96,11 @@ impl Outbox {
         }
         drop(state);
         self.ready.notify_one();
+    }
+
+    /// Whether the outbox was closed because it overflowed (a slow consumer).
+    pub fn overflowed(&self) -> bool {
+        self.state.lock().closing.as_ref().is_some_and(|r| r.code == OVERFLOW_CLOSE_CODE)
     }
 
     /// Whether the outbox is closing.

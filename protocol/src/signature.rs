@@ -72,16 +72,18 @@ pub fn verify_auth(key: &str, secret: &str, candidates: &[&str], auth: &str) -> 
     if got_key.is_empty() || got_sig.is_empty() {
         return Err(AuthError::Malformed);
     }
+    // A misconfigured client may send the secret itself: never echo it back or log it.
+    let shown = |s: &str| if s == secret { "(the app secret)".to_string() } else { s.chars().take(64).collect() };
     // The key is public; comparing it in variable time leaks nothing.
     if got_key != key {
-        return Err(AuthError::WrongKey(got_key.chars().take(64).collect()));
+        return Err(AuthError::WrongKey(shown(got_key)));
     }
     if candidates.iter().any(|c| verify(secret, c.as_bytes(), got_sig)) {
         return Ok(());
     }
     Err(AuthError::BadSignature {
         expected: candidates.first().map(|s| s.to_string()).unwrap_or_default(),
-        got: got_sig.chars().take(64).collect(),
+        got: shown(got_sig),
     })
 }
 

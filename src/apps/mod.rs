@@ -8,9 +8,14 @@ use std::sync::Arc;
 use herald_protocol::presence::PresenceLimits;
 
 mod membership;
+mod remote;
 
-use crate::channels::{ChannelPolicy, ChannelRegistry};
+pub use remote::Inbound;
+
+use crate::adapter::redis::RedisAdapter;
+use crate::channels::{ChannelPolicy, ChannelRegistry, RemotePublish};
 use crate::config::AppConfig;
+use crate::frame::Frame;
 use crate::metrics::{AppMetrics, Metrics};
 use crate::users::UserRegistry;
 use crate::webhooks::{AppWebhooks, Webhooks};
@@ -23,35 +28,53 @@ pub struct App {
     pub users: UserRegistry,
     pub webhooks: AppWebhooks,
     pub metrics: AppMetrics,
+    /// The Redis adapter, when this node is part of a cluster.
+    pub cluster: Option<Arc<RedisAdapter>>,
     /// The app's HTTP API request budget, when it has one.
     pub api_limiter: Option<governor::DefaultDirectRateLimiter>,
     connections: AtomicU64,
 }
 
-/// Holds one of the app's connection slots; dropping it frees the slot.
+/// Holds one of the app's connection slots; dropping it frees the slot (and the cluster's
+/// count of it, when the cluster counted it).
 #[derive(Debug)]
-pub struct ConnectionSlot(Arc<App>);
+pub struct ConnectionSlot {
+    app: Arc<App>,
+    counted_by_cluster: bool,
+}
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        self.app.connections.fetch_sub(1, Ordering::Relaxed);
+        if let (true, Some(cluster)) = (self.counted_by_cluster, &self.app.cluster) {
+            cluster.release_connection(&self.app.config.id);
+        }
     }
 }
 
 impl App {
-    pub fn new(config: AppConfig, webhooks: AppWebhooks, metrics: AppMetrics) -> Self {
+    pub fn new(
+        config: AppConfig,
+        webhooks: AppWebhooks,
+        metrics: AppMetrics,
+        cluster: Option<Arc<RedisAdapter>>,
+    ) -> Self {
         let policy = ChannelPolicy {
             max_presence_members: config.max_presence_members,
             subscription_count: config.subscription_count,
             cache_ttl: std::time::Duration::from_secs(config.cache_ttl_seconds),
         };
+        let remote = cluster
+            .as_ref()
+            .map(|c| Arc::new(ClusterPublish { cluster: c.clone(), app: config.id.clone() }) as Arc<dyn RemotePublish>);
         let api_limiter = config
             .api_requests_per_second
             .and_then(std::num::NonZeroU32::new)
             .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n)));
         Self {
             api_limiter,
-            channels: ChannelRegistry::new(policy, webhooks.clone(), None),
+            channels: ChannelRegistry::new(policy, webhooks.clone(), remote),
+            cluster,
             users: UserRegistry::new(),
             config,
             webhooks,
@@ -60,13 +83,24 @@ impl App {
         }
     }
 
-    /// Takes a connection slot, or `None` when the app is at `max_connections`.
-    pub fn try_connect(self: &Arc<Self>) -> Option<ConnectionSlot> {
-        let max = self.config.max_connections.unwrap_or(u64::MAX);
+    /// Takes a connection slot, or `None` when the app is at `max_connections` — on this
+    /// node, and in the cluster when there is one (if the cluster cannot answer, the local
+    /// count alone decides).
+    pub async fn try_connect(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        let max = self.config.max_connections;
+        let local_max = max.unwrap_or(u64::MAX);
         self.connections
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .ok()
-            .map(|_| ConnectionSlot(self.clone()))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < local_max).then_some(n + 1))
+            .ok()?;
+        let mut slot = ConnectionSlot { app: self.clone(), counted_by_cluster: false };
+        if let Some(cluster) = self.cluster.as_ref().filter(|c| c.is_available()) {
+            match cluster.acquire_connection(&self.config.id, max).await {
+                Ok(true) => slot.counted_by_cluster = true,
+                Ok(false) => return None,
+                Err(_) => {}
+            }
+        }
+        Some(slot)
     }
 
     /// Updates the gauges that are computed rather than tracked, before a scrape.
@@ -141,10 +175,16 @@ pub struct Apps {
 }
 
 impl Apps {
-    pub fn new(configs: &[AppConfig], webhooks: &Webhooks, metrics: &Metrics) -> Self {
+    pub fn new(
+        configs: &[AppConfig],
+        webhooks: &Webhooks,
+        metrics: &Metrics,
+        cluster: Option<&Arc<RedisAdapter>>,
+    ) -> Self {
         let mut apps = Self::default();
         for config in configs {
-            let app = Arc::new(App::new(config.clone(), webhooks.for_app(config), metrics.for_app(&config.id)));
+            let (hooks, stats, cluster) = (webhooks.for_app(config), metrics.for_app(&config.id), cluster.cloned());
+            let app = Arc::new(App::new(config.clone(), hooks, stats, cluster));
             apps.by_id.insert(config.id.clone(), app.clone());
             apps.by_key.insert(config.key.clone(), app);
         }
@@ -164,6 +204,26 @@ impl Apps {
     }
 }
 
+/// Forwards what the registry publishes to the other nodes of the cluster.
+#[derive(Debug)]
+struct ClusterPublish {
+    cluster: Arc<RedisAdapter>,
+    app: String,
+}
+
+impl RemotePublish for ClusterPublish {
+    fn publish(
+        &self,
+        channel: &herald_protocol::ChannelName,
+        frame: &Frame,
+        except: Option<herald_protocol::SocketId>,
+    ) {
+        if self.cluster.is_available() {
+            self.cluster.publish(&self.app, channel.as_str(), except, frame.bytes().clone());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,7 +232,7 @@ mod tests {
         let mut c = AppConfig::dev();
         c.allowed_origins = origins.iter().map(|s| s.to_string()).collect();
         c.max_connections = Some(1);
-        Arc::new(App::new(c, AppWebhooks::disabled(), AppMetrics::detached()))
+        Arc::new(App::new(c, AppWebhooks::disabled(), AppMetrics::detached(), None))
     }
 
     #[test]
@@ -185,12 +245,12 @@ mod tests {
         assert!(app(&["*"]).allows_origin(None));
     }
 
-    #[test]
-    fn connection_slots_respect_the_quota_and_free_on_drop() {
+    #[tokio::test]
+    async fn connection_slots_respect_the_quota_and_free_on_drop() {
         let a = app(&["*"]);
-        let slot = a.try_connect().unwrap();
-        assert!(a.try_connect().is_none());
+        let slot = a.try_connect().await.unwrap();
+        assert!(a.try_connect().await.is_none());
         drop(slot);
-        assert!(a.try_connect().is_some());
+        assert!(a.try_connect().await.is_some());
     }
 }

@@ -359,6 +359,38 @@ impl ChannelRegistry {
         ids
     }
 
+    /// Every local subscription: channel, socket, presence user and its `user_info`.
+    #[allow(clippy::type_complexity)]
+    pub fn memberships(&self) -> Vec<(ChannelName, SocketId, Option<UserId>, Option<String>)> {
+        let mut out = Vec::new();
+        for channel in self.channels.iter() {
+            let state = channel.state.read();
+            for (socket, user, info) in state.members() {
+                out.push((channel.key().clone(), socket, user.cloned(), info.map(str::to_string)));
+            }
+        }
+        out
+    }
+
+    /// Applies a join that the cluster re-made for a local socket after an outage: the
+    /// transitions it reports (occupied, member_added) are announced as for a fresh join.
+    pub fn apply_rejoined(&self, name: &ChannelName, user: Option<UserId>, outcome: &JoinOutcome) {
+        if outcome.occupied {
+            self.webhooks.emit(WebhookEvent::ChannelOccupied { channel: name.clone() });
+        }
+        let Some(user_id) = user.filter(|_| outcome.member_added) else { return };
+        let channel = self.channels.get(name).map(|c| c.clone());
+        let state = channel.as_ref().map(|c| c.state.read());
+        let user_info = state.as_ref().and_then(|s| s.roster.user_info(&user_id));
+        let added = ServerMessage::MemberAdded { channel: name.as_str(), user_id: user_id.as_str(), user_info };
+        let frame = Frame::message(&added);
+        if let Some(state) = &state {
+            state.broadcast(&frame, None);
+        }
+        self.forward(name, &frame, None);
+        self.webhooks.emit(WebhookEvent::MemberAdded { channel: name.clone(), user_id });
+    }
+
     /// Distinct users summed over presence channels.
     pub fn presence_member_count(&self) -> usize {
         self.channels

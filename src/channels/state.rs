@@ -90,6 +90,14 @@ impl ChannelState {
         delivered
     }
 
+    /// Every subscriber with its presence user and that user's info.
+    pub fn members(&self) -> impl Iterator<Item = (SocketId, Option<&UserId>, Option<&str>)> {
+        self.subscribers.iter().map(|(socket, m)| {
+            let info = m.user_id.as_ref().and_then(|u| self.roster.user_info(u));
+            (*socket, m.user_id.as_ref(), info)
+        })
+    }
+
     pub fn summary(&self, name: ChannelName) -> ChannelSummary {
         let user_count = (name.kind() == ChannelKind::Presence).then(|| self.roster.len());
         ChannelSummary { name, subscription_count: self.subscribers.len(), user_count }

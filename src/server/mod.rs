@@ -1,6 +1,7 @@
 //! The network side: one TCP listener serving the HTTP API and WebSocket upgrades on the same
 //! port, the accept loop, request routing, and shutdown.
 
+mod cluster;
 pub mod http;
 mod socket_ids;
 pub mod tls;
@@ -42,8 +43,10 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Shared {
     pub config: ServerConfig,
-    pub apps: Apps,
+    pub apps: Arc<Apps>,
     pub socket_ids: SocketIds,
+    /// The Redis adapter, when this node is part of a cluster.
+    pub cluster: Option<Arc<crate::adapter::redis::RedisAdapter>>,
     /// Cancelled when the drain starts (SIGTERM/SIGINT).
     pub shutdown: CancellationToken,
     /// Cancelled when the drain window is over: HTTP connections finish and close.
@@ -55,6 +58,7 @@ pub struct Shared {
 /// A bound, not yet running, herald server.
 pub struct Server {
     listener: TcpListener,
+    cluster: Option<cluster::ClusterLink>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     metrics_listener: Option<TcpListener>,
     config: Config,
@@ -65,6 +69,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("addr", &self.local_addr())
             .field("tls", &self.tls.is_some())
+            .field("cluster", &self.cluster.is_some())
             .field("metrics_addr", &self.metrics_addr())
             .finish()
     }
@@ -85,7 +90,8 @@ impl Server {
             true => Some(bind(metrics_host, config.metrics.port, "metrics").await?),
             false => None,
         };
-        Ok(Self { listener, tls, metrics_listener, config })
+        let cluster = cluster::ClusterLink::connect(&config.adapter).await?;
+        Ok(Self { listener, cluster, tls, metrics_listener, config })
     }
 
     /// The address `/metrics` is served on, when enabled.
@@ -106,7 +112,13 @@ impl Server {
         let webhooks = Webhooks::start(&self.config.webhooks, shutdown.clone(), &tracker);
         let metrics = Metrics::new(&self.config.metrics.prefix);
         let shared = Arc::new(Shared {
-            apps: Apps::new(&self.config.apps, &webhooks, &metrics),
+            apps: Arc::new(Apps::new(
+                &self.config.apps,
+                &webhooks,
+                &metrics,
+                self.cluster.as_ref().map(|c| &c.adapter),
+            )),
+            cluster: self.cluster.as_ref().map(|c| c.adapter.clone()),
             config: self.config.server.clone(),
             socket_ids: SocketIds::new(),
             shutdown: shutdown.clone(),
@@ -119,6 +131,9 @@ impl Server {
                 .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
         });
         tracing::info!("listening on {addr}");
+        if let Some(cluster) = &self.cluster {
+            cluster.bind(&shared.apps);
+        }
         if let Some(listener) = self.metrics_listener {
             let (refresh_from, exported, webhook_stats) = (shared.clone(), metrics.clone(), webhooks.stats());
             let refresh: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
@@ -185,6 +200,9 @@ impl Server {
         drop(webhooks);
         tracker.close();
         tracker.wait().await;
+        if let Some(cluster) = self.cluster {
+            cluster.stop().await;
+        }
     }
 }
 
@@ -262,6 +280,10 @@ async fn route(
         "/readyz" if shared.shutdown.is_cancelled() => {
             http::json(hyper::StatusCode::SERVICE_UNAVAILABLE, r#"{"ready":false,"reason":"draining"}"#.to_string())
         }
+        "/readyz" if shared.cluster.as_ref().is_some_and(|c| !c.is_available()) => http::json(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"ready":false,"reason":"adapter unavailable"}"#.to_string(),
+        ),
         "/readyz" => http::json(hyper::StatusCode::OK, r#"{"ready":true}"#.to_string()),
         _ => http::not_found(),
     }

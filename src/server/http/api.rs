@@ -70,13 +70,15 @@ async fn serve(shared: &Shared, request: Request<Incoming>, path: &str) -> Resul
     let segments: Vec<String> = endpoint.split('/').map(decode).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (segments.as_slice(), &method) {
-        (["events"], &Method::POST) => events::trigger(&req),
-        (["batch_events"], &Method::POST) => events::batch(&req),
-        (["channels"], &Method::GET) => queries::channels(&req),
-        (["channels", name], &Method::GET) => queries::channel(&req, name),
-        (["channels", name, "users"], &Method::GET) => queries::users(&req, name),
+        (["events"], &Method::POST) => events::trigger(&req).await,
+        (["batch_events"], &Method::POST) => events::batch(&req).await,
+        (["channels"], &Method::GET) => queries::channels(&req).await,
+        (["channels", name], &Method::GET) => queries::channel(&req, name).await,
+        (["channels", name, "users"], &Method::GET) => queries::users(&req, name).await,
         (["users", user_id, "terminate_connections"], &Method::POST) => queries::terminate(&req, user_id),
-        (["connections"], &Method::GET) => Ok(serde_json::json!({ "connections": app.connection_count() }).to_string()),
+        (["connections"], &Method::GET) => {
+            Ok(serde_json::json!({ "connections": app.connections().await }).to_string())
+        }
         (
             ["events"] | ["batch_events"] | ["channels", ..] | ["connections"] | ["users", _, "terminate_connections"],
             m,

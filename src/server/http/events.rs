@@ -44,7 +44,7 @@ impl Info {
     }
 }
 
-pub fn trigger(req: &Authorized<'_>) -> Result<String, ApiError> {
+pub async fn trigger(req: &Authorized<'_>) -> Result<String, ApiError> {
     let body: TriggerBody<'_> = parse_json(&req.body)?;
     let trigger = validate(req, body, false)?;
     publish(req, &trigger);
@@ -53,12 +53,12 @@ pub fn trigger(req: &Authorized<'_>) -> Result<String, ApiError> {
     }
     let mut channels = Map::new();
     for name in &trigger.channels {
-        channels.insert(name.to_string(), info_for(req, name, trigger.info));
+        channels.insert(name.to_string(), info_for(req, name, trigger.info).await);
     }
     Ok(serde_json::json!({ "channels": channels }).to_string())
 }
 
-pub fn batch(req: &Authorized<'_>) -> Result<String, ApiError> {
+pub async fn batch(req: &Authorized<'_>) -> Result<String, ApiError> {
     let body: BatchBody<'_> = parse_json(&req.body)?;
     let max = req.app.config.max_batch_size;
     if body.batch.is_empty() {
@@ -74,7 +74,10 @@ pub fn batch(req: &Authorized<'_>) -> Result<String, ApiError> {
     if !triggers.iter().any(|t| t.info.any()) {
         return Ok("{}".into());
     }
-    let batch: Vec<Value> = triggers.iter().map(|t| info_for(req, &t.channels[0], t.info)).collect();
+    let mut batch: Vec<Value> = Vec::with_capacity(triggers.len());
+    for t in &triggers {
+        batch.push(info_for(req, &t.channels[0], t.info).await);
+    }
     Ok(serde_json::json!({ "batch": batch }).to_string())
 }
 
@@ -142,19 +145,19 @@ fn publish(req: &Authorized<'_>, trigger: &Trigger) {
         let frame = Frame::message(&message);
         match channel.server_to_user_id() {
             Some(user_id) => {
-                req.app.users.send(user_id, &frame);
+                req.app.send_to_user(user_id, &frame);
             }
             None => {
                 let cache_data = channel.is_cache().then_some(trigger.data.as_str());
-                req.app.channels.publish(channel, &frame, trigger.except, cache_data);
+                req.app.publish(channel, &frame, trigger.except, cache_data);
             }
         }
         req.app.metrics.fanout_latency.observe(started.elapsed().as_secs_f64());
     }
 }
 
-fn info_for(req: &Authorized<'_>, channel: &ChannelName, info: Info) -> Value {
-    let summary = req.app.channels.summary(channel.as_str());
+async fn info_for(req: &Authorized<'_>, channel: &ChannelName, info: Info) -> Value {
+    let summary = req.app.channel_summary(channel).await;
     let mut out = Map::new();
     if channel.kind() == ChannelKind::Presence {
         if info.user_count {

@@ -17,7 +17,7 @@ fn attributes(req: &Authorized<'_>) -> Vec<String> {
         .collect()
 }
 
-pub fn channels(req: &Authorized<'_>) -> Result<String, ApiError> {
+pub async fn channels(req: &Authorized<'_>) -> Result<String, ApiError> {
     let prefix = query_get(&req.query, "filter_by_prefix").unwrap_or("");
     let info = attributes(req);
     let user_count = info.iter().any(|a| a == "user_count");
@@ -28,7 +28,7 @@ pub fn channels(req: &Authorized<'_>) -> Result<String, ApiError> {
         ));
     }
     let mut channels = Map::new();
-    for summary in req.app.channels.list(prefix) {
+    for summary in req.app.channel_list(prefix).await {
         let mut attrs = Map::new();
         if user_count {
             attrs.insert("user_count".into(), summary.user_count.unwrap_or(0).into());
@@ -41,7 +41,7 @@ pub fn channels(req: &Authorized<'_>) -> Result<String, ApiError> {
     Ok(serde_json::json!({ "channels": channels }).to_string())
 }
 
-pub fn channel(req: &Authorized<'_>, name: &str) -> Result<String, ApiError> {
+pub async fn channel(req: &Authorized<'_>, name: &str) -> Result<String, ApiError> {
     let channel = herald_protocol::ChannelName::parse(name, req.shared.config.max_channel_name_length)
         .map_err(|e| ApiError::BadRequest(format!("Invalid channel name: {e}")))?;
     let info = attributes(req);
@@ -49,7 +49,7 @@ pub fn channel(req: &Authorized<'_>, name: &str) -> Result<String, ApiError> {
     if info.iter().any(|a| a == "user_count") && !is_presence {
         return Err(ApiError::BadRequest("info=user_count is only available for presence channels".into()));
     }
-    let summary = req.app.channels.summary(channel.as_str());
+    let summary = req.app.channel_summary(&channel).await;
     let mut out = Map::new();
     out.insert("occupied".into(), summary.is_some().into());
     for attribute in &info {
@@ -63,9 +63,9 @@ pub fn channel(req: &Authorized<'_>, name: &str) -> Result<String, ApiError> {
             "cache" if channel.is_cache() => {
                 let cache = req
                     .app
-                    .channels
                     .cached(channel.as_str())
-                    .map(|(data, ttl)| serde_json::json!({ "data": &*data, "ttl": ttl.as_secs() }));
+                    .await
+                    .map(|(data, ttl)| serde_json::json!({ "data": data, "ttl": ttl.as_secs() }));
                 out.insert("cache".into(), cache.unwrap_or(Value::Null));
             }
             _ => {}
@@ -76,18 +76,23 @@ pub fn channel(req: &Authorized<'_>, name: &str) -> Result<String, ApiError> {
 
 /// `POST /users/{user_id}/terminate_connections`: closes every socket signed in as the user.
 pub fn terminate(req: &Authorized<'_>, user_id: &str) -> Result<String, ApiError> {
-    let closed = req.app.users.terminate(user_id);
-    tracing::info!(app = %req.app.config.id, closed, "terminated a user's connections");
+    req.app.terminate_user(user_id);
+    tracing::info!(app = %req.app.config.id, "terminated a user's connections");
     Ok("{}".into())
 }
 
-pub fn users(req: &Authorized<'_>, name: &str) -> Result<String, ApiError> {
+pub async fn users(req: &Authorized<'_>, name: &str) -> Result<String, ApiError> {
     let channel = herald_protocol::ChannelName::parse(name, req.shared.config.max_channel_name_length)
         .map_err(|e| ApiError::BadRequest(format!("Invalid channel name: {e}")))?;
     if channel.kind() != ChannelKind::Presence {
         return Err(ApiError::BadRequest("Users can only be listed for presence channels".into()));
     }
-    let users: Vec<Value> =
-        req.app.channels.users(channel.as_str()).iter().map(|id| serde_json::json!({ "id": id.as_str() })).collect();
+    let users: Vec<Value> = req
+        .app
+        .channel_users(channel.as_str())
+        .await
+        .iter()
+        .map(|id| serde_json::json!({ "id": id.as_str() }))
+        .collect();
     Ok(serde_json::json!({ "users": users }).to_string())
 }

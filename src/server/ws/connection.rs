@@ -195,12 +195,13 @@ impl Connection {
 
     async fn finish(mut self, ended: Ended) {
         self.metrics.disconnections.inc();
+        // A slow consumer is usually dropped mid-write (`Gone`), not closed: ask the outbox.
+        if self.outbox.overflowed() {
+            self.metrics.outbox_overflows.inc();
+        }
         let socket_id = self.session.socket_id();
         match ended {
             Ended::Closed(reason) => {
-                if reason.code == ErrorCode::OverCapacity.code() {
-                    self.metrics.outbox_overflows.inc();
-                }
                 tracing::debug!(%socket_id, code = reason.code, reason = %reason.message, "closed")
             }
             Ended::Gone => tracing::debug!(%socket_id, "connection lost"),
@@ -281,10 +282,12 @@ fn close_for(error: &WebSocketError) -> Option<(u16, &'static str)> {
     }
 }
 
-/// A text message arriving in several frames, bounded by the message limit.
+/// A message arriving in several frames, bounded by the message limit.
 #[derive(Debug, Default)]
 struct Fragments {
     buffer: Option<Vec<u8>>,
+    /// The message is binary: reassembled only to be ignored, like a whole binary message.
+    binary: bool,
 }
 
 async fn handle_frame(
@@ -295,8 +298,15 @@ async fn handle_frame(
     max_message_bytes: usize,
 ) {
     match frame.opcode {
+        // RFC 6455 §5.4: no new message may start inside an unfinished one.
+        OpCode::Text | OpCode::Binary if fragments.buffer.is_some() => {
+            outbox.close(CLOSE_PROTOCOL_ERROR, "New message inside a fragmented one")
+        }
         OpCode::Text if frame.fin => handle_text(&frame.payload, session, outbox).await,
-        OpCode::Text | OpCode::Binary if !frame.fin => fragments.buffer = Some(frame.payload.to_vec()),
+        OpCode::Text | OpCode::Binary if !frame.fin => {
+            fragments.binary = frame.opcode == OpCode::Binary;
+            fragments.buffer = Some(frame.payload.to_vec());
+        }
         OpCode::Continuation => {
             let Some(buffer) = fragments.buffer.as_mut() else {
                 return outbox.close(CLOSE_PROTOCOL_ERROR, "Unexpected continuation frame");
@@ -306,7 +316,7 @@ async fn handle_frame(
             }
             buffer.extend_from_slice(&frame.payload);
             if frame.fin {
-                if let Some(message) = fragments.buffer.take() {
+                if let (Some(message), false) = (fragments.buffer.take(), fragments.binary) {
                     handle_text(&message, session, outbox).await;
                 }
             }
@@ -316,7 +326,9 @@ async fn handle_frame(
                 Some(b) => u16::from_be_bytes([b[0], b[1]]),
                 None => 1000,
             };
-            let code = if (1000..5000).contains(&code) { code } else { 1000 };
+            // Echo the client's code unless it is one that must never be sent (RFC 6455 §7.4.1).
+            let sendable = (1000..5000).contains(&code) && !matches!(code, 1004..=1006 | 1015);
+            let code = if sendable { code } else { 1000 };
             outbox.close(code, "");
         }
         // Binary messages are not part of the protocol: ignored. Pongs only count as activity.

@@ -88,10 +88,10 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let admitted = admit(&shared, &handshake).and_then(|app| {
-        let slot = app.try_connect().ok_or(ErrorCode::OverConnectionQuota)?;
-        Ok((app, slot))
-    });
+    let admitted = match admit(&shared, &handshake) {
+        Ok(app) => app.try_connect().await.map(|slot| (app, slot)).ok_or(ErrorCode::OverConnectionQuota),
+        Err(code) => Err(code),
+    };
     let (app, _slot) = match admitted {
         Ok(admitted) => admitted,
         Err(code) => {
