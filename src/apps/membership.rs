@@ -37,6 +37,10 @@ impl App {
             None => None,
         };
         let joined = self.channels.subscribe(name, subscriber, member, decided.as_ref())?;
+        self.debug.emit(|| {
+            serde_json::json!({"type": "subscribed", "channel": name.as_str(), "socket_id": subscriber.socket_id.to_string(),
+                "user_id": member.map(|m| m.user_id.as_str())})
+        });
         if let (Some(cluster), true) = (&self.cluster, joined.locally_occupied) {
             cluster.watch_channel(&self.config.id, name.as_str(), true);
         }
@@ -97,6 +101,9 @@ impl App {
             None => None,
         };
         let left = self.channels.unsubscribe(name, socket_id, outcome.as_ref());
+        self.debug.emit(|| {
+            serde_json::json!({"type": "unsubscribed", "channel": name.as_str(), "socket_id": socket_id.to_string()})
+        });
         if let (Some(cluster), Some(left)) = (&self.cluster, left) {
             if left.locally_vacated {
                 cluster.watch_channel(&self.config.id, name.as_str(), false);
@@ -106,7 +113,13 @@ impl App {
 
     /// Publishes an event everywhere; `cache_data` for HTTP events on cache channels.
     pub fn publish(&self, name: &ChannelName, frame: &Frame, except: Option<SocketId>, cache_data: Option<&str>) {
-        self.channels.publish(name, frame, except, cache_data);
+        let delivered = self.channels.publish(name, frame, except, cache_data);
+        self.debug.emit(|| {
+            let text = String::from_utf8_lossy(&frame.bytes()[frame_header_len(frame)..]).into_owned();
+            let message: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+            serde_json::json!({"type": "event", "channel": name.as_str(), "message": message,
+                "excluded": except.map(|s| s.to_string()), "local_deliveries": delivered})
+        });
         if let (Some(cluster), Some(data)) = (self.live_cluster(), cache_data) {
             let (cluster, app, channel) = (cluster.clone(), self.config.id.clone(), name.to_string());
             let (bytes, data, ttl) = (frame.bytes().clone(), data.to_string(), self.channels.policy().cache_ttl);
@@ -266,5 +279,14 @@ impl App {
         if let Some(cluster) = self.live_cluster() {
             cluster.terminate_user(&self.config.id, &UserId::new(user));
         }
+    }
+}
+
+/// Length of a server frame's WebSocket header (unmasked: 2, 4 or 10 bytes).
+fn frame_header_len(frame: &Frame) -> usize {
+    match frame.bytes().get(1).map(|b| b & 0x7f) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
     }
 }

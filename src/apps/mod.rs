@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use herald_protocol::presence::PresenceLimits;
 
+mod debug;
 mod membership;
 mod remote;
 
+pub use debug::DebugFeed;
 pub use remote::Inbound;
 
 use crate::adapter::redis::RedisAdapter;
@@ -30,6 +32,8 @@ pub struct App {
     pub metrics: AppMetrics,
     /// The Redis adapter, when this node is part of a cluster.
     pub cluster: Option<Arc<RedisAdapter>>,
+    /// What happens in the app, for the `/dashboard` page.
+    pub debug: DebugFeed,
     /// The app's HTTP API request budget, when it has one.
     pub api_limiter: Option<governor::DefaultDirectRateLimiter>,
     connections: AtomicU64,
@@ -75,6 +79,7 @@ impl App {
             api_limiter,
             channels: ChannelRegistry::new(policy, webhooks.clone(), remote),
             cluster,
+            debug: DebugFeed::default(),
             users: UserRegistry::new(),
             config,
             webhooks,

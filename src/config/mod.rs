@@ -23,8 +23,19 @@ pub struct Config {
     pub server: ServerConfig,
     pub adapter: AdapterConfig,
     pub metrics: MetricsConfig,
+    pub dashboard: DashboardConfig,
     pub webhooks: WebhooksConfig,
     pub apps: Vec<AppConfig>,
+}
+
+/// The live debug page (`[dashboard]`) on the main port at `/dashboard`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    pub enabled: bool,
+    /// Required to see the page and its data (`Authorization: Bearer …` or `?token=…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
 }
 
 /// The Prometheus endpoint (`[metrics]`), on its own port.
@@ -173,6 +184,12 @@ impl Config {
             }
         }
         self.webhooks.validate()?;
+        if self.dashboard.enabled && self.dashboard.admin_token.as_deref().is_none_or(|t| t.len() < 16) {
+            return Err(invalid(
+                "dashboard.admin_token",
+                "must be set, at least 16 characters, when the dashboard is enabled",
+            ));
+        }
         self.adapter.validate()?;
         let p = &self.metrics.prefix;
         let valid_prefix = p.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -197,6 +214,9 @@ impl Config {
         let mut masked = self.clone();
         for app in &mut masked.apps {
             app.secret = "********".into();
+        }
+        if masked.dashboard.admin_token.is_some() {
+            masked.dashboard.admin_token = Some("********".into());
         }
         toml::to_string_pretty(&masked).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

@@ -2,6 +2,7 @@
 //! port, the accept loop, request routing, and shutdown.
 
 mod cluster;
+mod dashboard;
 pub mod http;
 mod socket_ids;
 pub mod tls;
@@ -43,6 +44,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Shared {
     pub config: ServerConfig,
+    pub dashboard: crate::config::DashboardConfig,
     pub apps: Arc<Apps>,
     pub socket_ids: SocketIds,
     /// The Redis adapter, when this node is part of a cluster.
@@ -120,6 +122,7 @@ impl Server {
             )),
             cluster: self.cluster.as_ref().map(|c| c.adapter.clone()),
             config: self.config.server.clone(),
+            dashboard: self.config.dashboard.clone(),
             socket_ids: SocketIds::new(),
             shutdown: shutdown.clone(),
             stopped: CancellationToken::new(),
@@ -271,6 +274,9 @@ async fn route(
             }
             Err(error) => http::bad_request(&format!("WebSocket upgrade failed: {error}")),
         };
+    }
+    if path == "/dashboard" || path.starts_with("/dashboard/") {
+        return dashboard::handle(&shared, request, path).await;
     }
     if path.starts_with("/apps/") {
         return http::api::handle(&shared, request, path).await;

@@ -104,6 +104,7 @@ where
         }
     };
     app.metrics.new_connections.inc();
+    let connected_app = app.clone();
     let socket_id = shared.socket_ids.next();
     let outbox = Arc::new(Outbox::new(shared.config.max_outbox_bytes));
     let activity_timeout = Duration::from_secs(app.config.activity_timeout_seconds);
@@ -128,7 +129,9 @@ where
     let (reader, _) = fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
     tracing::debug!(%socket_id, "connected");
     let max_message_bytes = shared.config.max_message_bytes;
+    connected_app.debug.emit(|| serde_json::json!({"type": "connected", "socket_id": socket_id.to_string()}));
     connection::run(reader, write, session, outbox, keepalive, max_message_bytes, shared.shutdown.clone()).await;
+    connected_app.debug.emit(|| serde_json::json!({"type": "disconnected", "socket_id": socket_id.to_string()}));
 }
 
 /// Sends `pusher:error` with `code`, then closes with the same code.
