@@ -11,6 +11,7 @@
 mod cache;
 mod counts;
 mod presence;
+mod queries;
 mod registry;
 mod state;
 #[cfg(test)]

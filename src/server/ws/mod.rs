@@ -3,6 +3,7 @@
 
 mod connection;
 pub mod session;
+mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
