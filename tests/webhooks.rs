@@ -2,6 +2,8 @@
 //! herald POSTs while Pusher clients subscribe, leave and talk over real WebSockets.
 
 mod common;
+#[path = "support/redis.rs"]
+mod support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -234,4 +236,67 @@ async fn a_dead_target_does_not_hold_up_a_live_one() {
         assert_eq!(live.next_event().await, json!({"name": "channel_occupied", "channel": channel}));
     }
     assert!(started.elapsed() < Duration::from_secs(3), "the live target waited on the dead one");
+}
+
+/// Two nodes sharing one Redis, both sending this app's webhooks to `receiver`.
+async fn cluster_of_two(receiver: &Receiver) -> (support::RedisServer, TestServer, TestServer) {
+    let redis = support::RedisServer::start();
+    let prefix = format!("hooks{}", std::process::id());
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let mut c = config(vec![target(&receiver.url)]);
+        c.adapter.driver = herald::config::AdapterDriver::Redis;
+        c.adapter.url = redis.url();
+        c.adapter.prefix = prefix.clone();
+        nodes.push(TestServer::with_config(c).await);
+    }
+    let b = nodes.pop().expect("two nodes");
+    let a = nodes.pop().expect("two nodes");
+    (redis, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_sends_each_transition_once_whichever_node_saw_it() {
+    let mut receiver = Receiver::start(vec![]).await;
+    let (_redis, a, b) = cluster_of_two(&receiver).await;
+    let mut on_a = a.connect().await;
+    let mut on_b = b.connect().await;
+    on_a.subscribe_presence("presence-room", r#"{"user_id":"ada"}"#).await;
+    // Ada's second socket on the other node, then Bob: one member_added for Bob only.
+    on_b.subscribe_presence("presence-room", r#"{"user_id":"ada"}"#).await;
+    let mut bob = b.connect().await;
+    bob.subscribe_presence("presence-room", r#"{"user_id":"bob"}"#).await;
+    bob.close().await;
+    on_a.close().await;
+    on_b.close().await;
+
+    // Everything the cluster sends, until the channel's vacancy and Ada's removal (both delayed
+    // by the leave delay, in either order); then a sentinel channel's vacancy (emitted later,
+    // delayed the same way) proves nothing else follows.
+    let mut sentinel = a.connect().await;
+    let mut events: Vec<Value> = Vec::new();
+    let seen = |events: &[Value], name: &str, user: Option<&str>| {
+        events.iter().filter(|e| e["name"] == name && user.is_none_or(|u| e["user_id"] == u)).count()
+    };
+    while seen(&events, "channel_vacated", None) == 0 || seen(&events, "member_removed", Some("ada")) == 0 {
+        events.push(receiver.next_event().await);
+    }
+    sentinel.subscribe("sentinel").await;
+    sentinel.unsubscribe("sentinel").await;
+    loop {
+        let event = receiver.next_event().await;
+        if event["channel"] == "sentinel" && event["name"] == "channel_vacated" {
+            break;
+        }
+        if event["channel"] != "sentinel" {
+            events.push(event);
+        }
+    }
+    assert_eq!(seen(&events, "channel_occupied", None), 1, "{events:?}");
+    assert_eq!(seen(&events, "member_added", Some("ada")), 1, "{events:?}");
+    assert_eq!(seen(&events, "member_added", Some("bob")), 1, "{events:?}");
+    assert_eq!(seen(&events, "member_removed", Some("bob")), 1, "{events:?}");
+    assert_eq!(seen(&events, "member_removed", Some("ada")), 1, "{events:?}");
+    assert_eq!(seen(&events, "channel_vacated", None), 1, "{events:?}");
+    assert_eq!(events.len(), 6, "{events:?}");
 }
