@@ -155,3 +155,38 @@ async fn a_redis_outage_keeps_local_delivery_and_the_cluster_recovers_when_redis
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_on_a_redis_cluster_of_three_masters_deliver_and_share_presence() {
+    let redis = support::RedisCluster::start();
+    let prefix = format!("rc{}", std::process::id());
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let mut config = node(&redis.url(), &prefix);
+        config.adapter.cluster = true;
+        config.adapter.cluster_urls = redis.urls();
+        nodes.push(TestServer::with_config(config).await);
+    }
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // Several channels, so their keys and sharded topics land on different masters.
+    for channel in ["news", "sport", "weather"] {
+        let mut on_a = a.connect().await;
+        let mut on_b = b.connect().await;
+        on_a.subscribe(channel).await;
+        on_b.subscribe(channel).await;
+        b.api().trigger_one(channel, "update", "{}").await;
+        on_a.expect_event("update").await;
+        on_b.expect_event("update").await;
+    }
+    let mut ada = a.connect().await;
+    ada.subscribe_presence("presence-room", r#"{"user_id":"ada"}"#).await;
+    let mut bob = b.connect().await;
+    let joined = bob.subscribe_presence("presence-room", r#"{"user_id":"bob"}"#).await;
+    assert_eq!(joined["count"], 2, "{joined}");
+    assert_eq!(common::data_of(&ada.expect_event("pusher_internal:member_added").await)["user_id"], "bob");
+    for server in [a, b] {
+        let (status, users) = server.api().get("/channels/presence-room/users", &[]).await;
+        assert_eq!(status, 200);
+        assert_eq!(users, json!({"users": [{"id": "ada"}, {"id": "bob"}]}));
+    }
+}
