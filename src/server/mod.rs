@@ -34,8 +34,14 @@ use crate::metrics::Metrics;
 use crate::webhooks::Webhooks;
 use socket_ids::SocketIds;
 
-/// Response bodies are always complete buffers.
-pub type Body = Full<Bytes>;
+/// Response bodies: complete buffers, except the dashboard's event stream.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A complete response body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    use http_body_util::BodyExt;
+    Full::new(bytes.into()).boxed()
+}
 
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -270,7 +276,7 @@ async fn route(
         return match fastwebsockets::upgrade::upgrade(&mut request) {
             Ok((response, upgrade)) => {
                 tracker.spawn(ws::serve(shared.clone(), upgrade, handshake));
-                response.map(|_| Body::default())
+                response.map(|_| full(Bytes::new()))
             }
             Err(error) => http::bad_request(&format!("WebSocket upgrade failed: {error}")),
         };

@@ -51,7 +51,7 @@ impl ApiError {
 
 /// A JSON response.
 pub fn json(status: StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(Body::new(Bytes::from(body)));
+    let mut response = Response::new(super::full(Bytes::from(body)));
     *response.status_mut() = status;
     response
         .headers_mut()
