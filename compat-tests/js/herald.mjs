@@ -50,9 +50,13 @@ function tomlValue(v) {
  * `{server:{…}, webhooks:{…}, apps:[{…}]}` → TOML text. Object values become inline tables
  * (`server.tls`, an app's `webhooks` list); `webhooks` is the server-wide `[webhooks]` section.
  */
-export function toToml({ server = {}, apps = [], webhooks, adapter }) {
+export function toToml({ server = {}, apps = [], webhooks, adapter, dashboard }) {
   const lines = ['[metrics]', 'host = "127.0.0.1"', 'port = 0', '', '[server]'];
   for (const [k, v] of Object.entries(server)) lines.push(`${k} = ${tomlValue(v)}`);
+  if (dashboard) {
+    lines.push('', '[dashboard]');
+    for (const [k, v] of Object.entries(dashboard)) lines.push(`${k} = ${tomlValue(v)}`);
+  }
   if (adapter) {
     lines.push('', '[adapter]');
     for (const [k, v] of Object.entries(adapter)) lines.push(`${k} = ${tomlValue(v)}`);
@@ -118,7 +122,7 @@ function childEnv() {
  * certificate chains to) so the readiness probe can speak https.
  * Returns `{host, port, apps, app, origin, stop, output}`.
  */
-export async function startHerald({ apps = [defaultApp()], server = {}, webhooks, ca, adapter } = {}) {
+export async function startHerald({ apps = [defaultApp()], server = {}, webhooks, ca, adapter, dashboard } = {}) {
   const bin = heraldBin();
   if (!existsSync(bin)) {
     throw new Error(`herald binary not found at ${bin} (run \`cargo build --release -p herald\` or set HERALD_BIN)`);
@@ -127,7 +131,7 @@ export async function startHerald({ apps = [defaultApp()], server = {}, webhooks
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     try {
-      return await launch(bin, port, apps, server, webhooks, ca, adapter);
+      return await launch(bin, port, apps, server, webhooks, ca, adapter, dashboard);
     } catch (e) {
       lastError = e;
       if (!e.portInUse) break; // only a lost race for the port is worth another try
@@ -136,10 +140,10 @@ export async function startHerald({ apps = [defaultApp()], server = {}, webhooks
   throw lastError;
 }
 
-async function launch(bin, port, apps, server, webhooks, ca, adapter) {
+async function launch(bin, port, apps, server, webhooks, ca, adapter, dashboard) {
   const dir = mkdtempSync(join(tmpdir(), 'herald-compat-'));
   const configFile = join(dir, 'herald.toml');
-  writeFileSync(configFile, toToml({ server: { host: HOST, port, ...server }, apps, webhooks, adapter }));
+  writeFileSync(configFile, toToml({ server: { host: HOST, port, ...server }, apps, webhooks, adapter, dashboard }));
 
   const child = spawn(bin, ['--config', configFile, '--port', String(port)], {
     env: childEnv(),
