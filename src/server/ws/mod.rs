@@ -17,6 +17,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tracing::Instrument;
 
 use self::connection::Keepalive;
 use self::session::{Session, SessionLimits};
@@ -131,7 +132,11 @@ where
     tracing::debug!(%socket_id, "connected");
     let max_message_bytes = shared.config.max_message_bytes;
     connected_app.debug.emit(|| serde_json::json!({"type": "connected", "socket_id": socket_id.to_string()}));
-    connection::run(reader, write, session, outbox, keepalive, max_message_bytes, shared.shutdown.clone()).await;
+    // Every log line about this connection carries its socket id and app.
+    let span = tracing::info_span!("connection", %socket_id, app = %connected_app.config.id);
+    connection::run(reader, write, session, outbox, keepalive, max_message_bytes, shared.shutdown.clone())
+        .instrument(span)
+        .await;
     connected_app.debug.emit(|| serde_json::json!({"type": "disconnected", "socket_id": socket_id.to_string()}));
 }
 
