@@ -47,7 +47,7 @@ async fn serve(config: herald::config::Config, source: AppSource) -> anyhow::Res
         AppSource::BuiltInDev => tracing::info!(
             "no app configured: serving the development app (id app-id, key app-key, secret app-secret); \
              connect pusher-js with key 'app-key', wsHost '{}', wsPort {}, forceTLS false",
-            addr.ip(),
+            if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() },
             addr.port()
         ),
         AppSource::LaravelEnv(vars) => tracing::info!("app {} from {vars}", config.apps[0].id),
