@@ -240,11 +240,19 @@ async fn a_dead_target_does_not_hold_up_a_live_one() {
 
 /// Two nodes sharing one Redis, both sending this app's webhooks to `receiver`.
 async fn cluster_of_two(receiver: &Receiver) -> (support::RedisServer, TestServer, TestServer) {
+    cluster_of_two_with(receiver, LEAVE_DELAY).await
+}
+
+async fn cluster_of_two_with(
+    receiver: &Receiver,
+    leave_delay: Duration,
+) -> (support::RedisServer, TestServer, TestServer) {
     let redis = support::RedisServer::start();
     let prefix = format!("hooks{}", std::process::id());
     let mut nodes = Vec::new();
     for _ in 0..2 {
         let mut c = config(vec![target(&receiver.url)]);
+        c.webhooks.leave_delay_ms = leave_delay.as_millis() as u64;
         c.adapter.driver = herald::config::AdapterDriver::Redis;
         c.adapter.url = redis.url();
         c.adapter.prefix = prefix.clone();
@@ -299,4 +307,67 @@ async fn a_cluster_sends_each_transition_once_whichever_node_saw_it() {
     assert_eq!(seen(&events, "member_removed", Some("ada")), 1, "{events:?}");
     assert_eq!(seen(&events, "channel_vacated", None), 1, "{events:?}");
     assert_eq!(events.len(), 6, "{events:?}");
+}
+
+/// Waits until `server`'s HTTP API reports `channel` unoccupied (the cluster's view).
+async fn until_vacant(server: &TestServer, channel: &str) {
+    support::eventually("the channel is vacant cluster-wide", Duration::from_secs(5), || async {
+        let (status, body) = server.api().get(&format!("/channels/{channel}"), &[]).await;
+        status == 200 && body["occupied"] == false
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejoin_on_another_node_within_the_leave_delay_sends_nothing() {
+    // The leave delay must outlast the steps between the leave and the rejoin (an HTTP poll
+    // and a subscribe); 2 s is ample on a loaded machine.
+    let mut receiver = Receiver::start(vec![]).await;
+    let (_redis, a, b) = cluster_of_two_with(&receiver, Duration::from_secs(2)).await;
+    let ada = r#"{"user_id":"ada"}"#;
+    let mut on_a = a.connect().await;
+    on_a.subscribe_presence("presence-room", ada).await;
+    let mut first = [receiver.next_event().await, receiver.next_event().await];
+    first.sort_by_key(|e| e["name"].as_str().unwrap_or("").to_string());
+    assert_eq!(first[0], json!({"name": "channel_occupied", "channel": "presence-room"}));
+    assert_eq!(first[1], json!({"name": "member_added", "channel": "presence-room", "user_id": "ada"}));
+
+    // Ada reloads the page: her socket on A goes, and her new one lands on B, within the delay.
+    on_a.close().await;
+    until_vacant(&b, "presence-room").await;
+    let mut on_b = b.connect().await;
+    on_b.subscribe_presence("presence-room", ada).await;
+    // A quick leave-and-rejoin on one node is also taken back, whichever node held the leave.
+    on_b.unsubscribe("presence-room").await;
+    until_vacant(&a, "presence-room").await;
+    on_b.subscribe_presence("presence-room", ada).await;
+    on_b.close().await;
+
+    // Now she is really gone: exactly one removal and one vacancy follow, and nothing else
+    // (a sentinel channel's vacancy, emitted after them, closes the window).
+    let mut events: Vec<Value> = Vec::new();
+    while events.len() < 2 {
+        events.push(receiver.next_event().await);
+    }
+    let mut sentinel = a.connect().await;
+    sentinel.subscribe("sentinel").await;
+    sentinel.unsubscribe("sentinel").await;
+    loop {
+        let event = receiver.next_event().await;
+        if event["channel"] == "sentinel" {
+            if event["name"] == "channel_vacated" {
+                break;
+            }
+            continue;
+        }
+        events.push(event);
+    }
+    events.sort_by_key(|e| e["name"].as_str().unwrap_or("").to_string());
+    assert_eq!(
+        events,
+        [
+            json!({"name": "channel_vacated", "channel": "presence-room"}),
+            json!({"name": "member_removed", "channel": "presence-room", "user_id": "ada"}),
+        ]
+    );
 }

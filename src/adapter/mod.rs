@@ -57,6 +57,12 @@ pub struct JoinOutcome {
     pub occupied: bool,
     /// This was the user's first socket in the channel anywhere.
     pub member_added: bool,
+    /// `occupied`, undoing a vacancy whose webhook was still held by the leave delay (on any
+    /// node): neither `channel_vacated` nor this `channel_occupied` is sent.
+    pub occupancy_resumed: bool,
+    /// `member_added`, undoing a removal still held by the leave delay: neither
+    /// `member_removed` nor this `member_added` webhook is sent (the client events are).
+    pub membership_resumed: bool,
     pub subscription_count: u64,
     pub user_count: u64,
 }

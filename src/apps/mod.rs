@@ -20,7 +20,7 @@ use crate::config::AppConfig;
 use crate::frame::Frame;
 use crate::metrics::{AppMetrics, Metrics};
 use crate::users::UserRegistry;
-use crate::webhooks::{AppWebhooks, Webhooks};
+use crate::webhooks::{AppWebhooks, LeaveCheck, Webhooks};
 
 /// One app at run time.
 #[derive(Debug)]
@@ -226,6 +226,24 @@ impl RemotePublish for ClusterPublish {
         if self.cluster.is_available() {
             self.cluster.publish(&self.app, channel.as_str(), except, frame.bytes().clone());
         }
+    }
+
+    fn leave_check(
+        &self,
+        channel: &herald_protocol::ChannelName,
+        user: Option<&herald_protocol::UserId>,
+    ) -> Option<LeaveCheck> {
+        if !self.cluster.holds_leaves() {
+            return None;
+        }
+        let (cluster, app, channel, user) =
+            (self.cluster.clone(), self.app.clone(), channel.as_str().to_owned(), user.cloned());
+        Some(LeaveCheck::new(move || {
+            Box::pin(async move {
+                // Redis unreachable: send it (a duplicate transition beats a lost one).
+                cluster.confirm_leave(&app, &channel, user.as_ref()).await.unwrap_or(true)
+            })
+        }))
     }
 }
 

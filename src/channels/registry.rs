@@ -27,7 +27,7 @@ use super::state::ChannelState;
 use crate::adapter::{JoinOutcome, LeaveOutcome};
 use crate::frame::Frame;
 use crate::outbox::Outbox;
-use crate::webhooks::{AppWebhooks, WebhookEvent};
+use crate::webhooks::{AppWebhooks, LeaveCheck, WebhookEvent};
 
 /// A socket as a channel holds it.
 #[derive(Debug, Clone)]
@@ -48,6 +48,11 @@ pub struct ChannelPolicy {
 /// Where frames for the other nodes go: the cluster adapter, absent on a single node.
 pub trait RemotePublish: Send + Sync + std::fmt::Debug {
     fn publish(&self, channel: &ChannelName, frame: &Frame, except: Option<SocketId>);
+
+    /// For a vacancy (`user` `None`) or a member's removal that the cluster decided and holds
+    /// for the leave delay: the check that settles it when the delay is over. `None` when the
+    /// cluster holds no leaves (no leave delay).
+    fn leave_check(&self, channel: &ChannelName, user: Option<&UserId>) -> Option<LeaveCheck>;
 }
 
 /// A join as the cluster decided it, before the registry is touched.
@@ -177,7 +182,7 @@ impl ChannelRegistry {
         member: Option<&PresenceMember>,
         cluster: Option<JoinOutcome>,
     ) {
-        let occupied = cluster.map_or(state.is_empty(), |o| o.occupied);
+        let occupied = cluster.map_or(state.is_empty(), |o| o.occupied && !o.occupancy_resumed);
         if occupied {
             self.webhooks.emit(WebhookEvent::ChannelOccupied { channel: name.clone() });
         }
@@ -189,7 +194,9 @@ impl ChannelRegistry {
             let frame = Frame::message(&added);
             state.broadcast(&frame, Some(subscriber.socket_id));
             self.forward(name, &frame, Some(subscriber.socket_id));
-            self.webhooks.emit(WebhookEvent::MemberAdded { channel: name.clone(), user_id: m.user_id.clone() });
+            if !cluster.is_some_and(|o| o.membership_resumed) {
+                self.webhooks.emit(WebhookEvent::MemberAdded { channel: name.clone(), user_id: m.user_id.clone() });
+            }
         }
     }
 
@@ -232,14 +239,33 @@ impl ChannelRegistry {
                 state.broadcast(&frame, None);
             }
             self.forward(name, &frame, None);
-            self.webhooks.emit(WebhookEvent::MemberRemoved { channel: name.clone(), user_id });
+            let check = self.leave_check(cluster, name, Some(&user_id));
+            self.emit_leave(WebhookEvent::MemberRemoved { channel: name.clone(), user_id }, check);
         }
         let vacated = match cluster {
             None => state.is_some_and(|s| s.is_empty()),
             Some(outcome) => outcome.vacated,
         };
         if vacated {
-            self.webhooks.emit(WebhookEvent::ChannelVacated { channel: name.clone() });
+            let check = self.leave_check(cluster, name, None);
+            self.emit_leave(WebhookEvent::ChannelVacated { channel: name.clone() }, check);
+        }
+    }
+
+    /// The cluster's check for a leave it decided (`cluster` given) and holds.
+    fn leave_check(
+        &self,
+        cluster: Option<&LeaveOutcome>,
+        name: &ChannelName,
+        user: Option<&UserId>,
+    ) -> Option<LeaveCheck> {
+        cluster.and(self.remote.as_ref()).and_then(|remote| remote.leave_check(name, user))
+    }
+
+    fn emit_leave(&self, event: WebhookEvent, check: Option<LeaveCheck>) {
+        match check {
+            Some(check) => self.webhooks.emit_held(event, check),
+            None => self.webhooks.emit(event),
         }
     }
 
@@ -316,7 +342,7 @@ impl ChannelRegistry {
     /// Applies a join that the cluster re-made for a local socket after an outage: the
     /// transitions it reports (occupied, member_added) are announced as for a fresh join.
     pub fn apply_rejoined(&self, name: &ChannelName, user: Option<UserId>, outcome: &JoinOutcome) {
-        if outcome.occupied {
+        if outcome.occupied && !outcome.occupancy_resumed {
             self.webhooks.emit(WebhookEvent::ChannelOccupied { channel: name.clone() });
         }
         let Some(user_id) = user.filter(|_| outcome.member_added) else { return };
@@ -329,7 +355,9 @@ impl ChannelRegistry {
             state.broadcast(&frame, None);
         }
         self.forward(name, &frame, None);
-        self.webhooks.emit(WebhookEvent::MemberAdded { channel: name.clone(), user_id });
+        if !outcome.membership_resumed {
+            self.webhooks.emit(WebhookEvent::MemberAdded { channel: name.clone(), user_id });
+        }
     }
 
     /// Number of channels with at least one local subscriber.

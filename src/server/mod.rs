@@ -99,6 +99,10 @@ impl Server {
             false => None,
         };
         let cluster = cluster::ClusterLink::connect(&config.adapter).await?;
+        if let Some(link) = &cluster {
+            // The cluster applies the webhooks' leave delay across nodes (docs/cluster.md).
+            link.adapter.set_leave_delay(std::time::Duration::from_millis(config.webhooks.leave_delay_ms));
+        }
         Ok(Self { listener, cluster, tls, metrics_listener, config })
     }
 

@@ -39,6 +39,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use herald_protocol::{ChannelName, SocketId, UserId};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -179,8 +180,25 @@ impl AppWebhooks {
         if !sink.route.wants.contains(event.name()) {
             return;
         }
+        self.push(sink, event, None);
+    }
+
+    /// Queues a leave (`channel_vacated`, `member_removed`) that the cluster decided: when
+    /// its delay is over, `check` says whether it still stands (a join on another node may
+    /// have taken it back; then neither is sent).
+    pub fn emit_held(&self, event: WebhookEvent, check: LeaveCheck) {
+        let Some(sink) = &self.0 else { return };
+        if !sink.route.wants.contains(event.name()) {
+            // Nobody hears about it, but the cluster's record of it must still be settled.
+            tokio::spawn(check.run());
+            return;
+        }
+        self.push(sink, event, Some(check));
+    }
+
+    fn push(&self, sink: &AppSink, event: WebhookEvent, check: Option<LeaveCheck>) {
         sink.stats.ingress_pushed();
-        if sink.ingress.try_send(Emitted { app: sink.route.clone(), event }).is_err() {
+        if sink.ingress.try_send(Emitted { app: sink.route.clone(), event, check }).is_err() {
             sink.stats.ingress_popped();
             sink.stats.record_drop(1, "webhook queue full");
         }
@@ -189,6 +207,26 @@ impl AppWebhooks {
     /// Webhook events dropped so far, across the engine (0 for a disabled handle).
     pub fn dropped(&self) -> u64 {
         self.0.as_ref().map_or(0, |sink| sink.stats.dropped())
+    }
+}
+
+/// Asked when a leave held in a cluster falls due: true when it is still to be sent, false
+/// when a join somewhere took it back. Made by the cluster layer.
+pub struct LeaveCheck(Box<dyn FnOnce() -> BoxFuture<'static, bool> + Send>);
+
+impl LeaveCheck {
+    pub fn new(check: impl FnOnce() -> BoxFuture<'static, bool> + Send + 'static) -> Self {
+        Self(Box::new(check))
+    }
+
+    fn run(self) -> BoxFuture<'static, bool> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for LeaveCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeaveCheck")
     }
 }
 

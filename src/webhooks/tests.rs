@@ -101,7 +101,7 @@ fn dispatcher(urls: &[&str]) -> (Harness, Vec<mpsc::Receiver<WebhookRequest>>) {
 
 impl Harness {
     async fn emit(&self, app: &Arc<AppRoute>, event: WebhookEvent) {
-        self.ingress.send(Emitted { app: app.clone(), event }).await.expect("dispatcher runs");
+        self.ingress.send(Emitted { app: app.clone(), event, check: None }).await.expect("dispatcher runs");
     }
 }
 
@@ -330,4 +330,49 @@ async fn shutdown_stops_retrying_after_the_flush_window_and_counts_the_rest() {
     tokio::time::timeout(WAIT, s.tracker.wait()).await.expect("the worker stops after the flush window");
     assert_eq!(s.stats.dropped(), 1);
     assert_eq!(s.stats.deliveries(), 0);
+}
+
+impl Harness {
+    /// Emits a cluster-held leave whose check answers `answer`, reporting when it was asked.
+    async fn emit_held(&self, app: &Arc<AppRoute>, event: WebhookEvent, answer: bool) -> mpsc::UnboundedReceiver<()> {
+        let (asked, asked_rx) = mpsc::unbounded_channel();
+        let check = super::LeaveCheck::new(move || {
+            Box::pin(async move {
+                let _ = asked.send(());
+                answer
+            })
+        });
+        self.ingress.send(Emitted { app: app.clone(), event, check: Some(check) }).await.expect("dispatcher runs");
+        asked_rx
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cluster_held_leave_is_checked_when_due_and_sent_only_if_it_stands() {
+    let (h, mut queues) = dispatcher(&["http://a/"]);
+    let app = app_with(&[("http://a/", ALL)], false);
+    let start = Instant::now();
+    let mut taken_back = h.emit_held(&app, vacated("gone"), false).await;
+    let mut stands = h.emit_held(&app, vacated("kept"), true).await;
+    taken_back.recv().await.expect("the first check ran");
+    stands.recv().await.expect("the second check ran");
+    assert_eq!(Instant::now() - start, LEAVE, "checks run when the delay is over");
+    let request = next(&mut queues[0]).await;
+    let body: Value = serde_json::from_slice(&request.body).expect("JSON body");
+    assert_eq!(body["events"][0]["channel"], "kept", "only the leave that stands is sent");
+    // Nothing else follows: a later occupied is the next request.
+    h.emit(&app, occupied("after")).await;
+    let body: Value = serde_json::from_slice(&next(&mut queues[0]).await.body).expect("JSON body");
+    assert_eq!(body["events"][0]["channel"], "after");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_local_join_does_not_cancel_a_leave_the_cluster_decides() {
+    let (h, mut queues) = dispatcher(&["http://a/"]);
+    let app = app_with(&[("http://a/", ALL)], false);
+    let mut asked = h.emit_held(&app, vacated("c"), true).await;
+    h.emit(&app, occupied("c")).await;
+    assert_eq!(names(&next(&mut queues[0]).await), ["channel_occupied"]);
+    asked.recv().await.expect("the check ran");
+    assert_eq!(names(&next(&mut queues[0]).await), ["channel_vacated"], "the cluster's answer decides");
 }

@@ -9,6 +9,7 @@
 //!   on vacated followed by a re-check of the channel's count, which re-adds a channel that a
 //!   join on another node occupied in between. [`RedisAdapter::channels`] also skips empty ones.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +19,9 @@ use super::keys::{glob_prefix, socket_field, sub_record};
 use super::scripts;
 use super::RedisAdapter;
 use crate::adapter::{AdapterError, ChannelCounts, JoinOutcome, LeaveOutcome, Membership};
+
+/// How long a held leave outlives the leave delay when its node never confirms it.
+const HOLD_MARGIN: Duration = Duration::from_secs(30);
 
 /// `SSCAN` page size, and the most channels `channels` lists.
 const SCAN_COUNT: usize = 500;
@@ -39,6 +43,7 @@ impl RedisAdapter {
         invocation
             .key(&k.users)
             .key(&k.info)
+            .key(&k.leaves)
             .arg(socket_field(node, m.socket))
             .arg(m.user.map(UserId::as_str).unwrap_or(""))
             .arg(m.user_info.unwrap_or(""));
@@ -70,7 +75,8 @@ impl RedisAdapter {
         let mut conn = self.link.cmd();
         let k = self.keys.channel(app, channel);
         let mut invocation = self.scripts.leave.key(&k.socks);
-        invocation.key(&k.users).key(&k.info).arg(socket_field(node, socket));
+        let hold = self.leave_hold_ms.load(Ordering::Relaxed);
+        invocation.key(&k.users).key(&k.info).key(&k.leaves).arg(socket_field(node, socket)).arg(hold);
         let (outcome, user) = scripts::leave_outcome(self.run(invocation.invoke_async(&mut conn)).await?);
         if outcome.vacated {
             let index = self.keys.channel_index(app);
@@ -82,6 +88,32 @@ impl RedisAdapter {
         }
         self.run(redis::cmd("SREM").arg(self.keys.node_subs(node)).arg(record).exec_async(&mut conn)).await?;
         Ok((outcome, user.map(|u| UserId::new(&u))))
+    }
+
+    /// The leave delay this node's webhooks apply. From now on a vacancy or a member's removal
+    /// is recorded as held until [`Self::confirm_leave`] (or a join that takes it back), and is
+    /// forgotten after `delay` plus [`HOLD_MARGIN`] if nobody confirms it (a node that died).
+    pub fn set_leave_delay(&self, delay: Duration) {
+        let ms = if delay.is_zero() { 0 } else { (delay + HOLD_MARGIN).as_millis() as u64 };
+        self.leave_hold_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether vacancies and removals are recorded as held ([`Self::set_leave_delay`]).
+    pub fn holds_leaves(&self) -> bool {
+        self.leave_hold_ms.load(Ordering::Relaxed) > 0
+    }
+
+    /// At the end of the leave delay: true when the held vacancy (`user` `None`) or removal is
+    /// still to be sent, false when a join anywhere took it back (or another node confirmed it).
+    pub async fn confirm_leave(&self, app: &str, channel: &str, user: Option<&UserId>) -> Result<bool, AdapterError> {
+        let k = self.keys.channel(app, channel);
+        let field = match user {
+            Some(user) => format!("u:{user}"),
+            None => "c".to_owned(),
+        };
+        let removed: u64 =
+            self.run(redis::cmd("HDEL").arg(&k.leaves).arg(field).query_async(&mut self.link.cmd())).await?;
+        Ok(removed == 1)
     }
 
     /// The presence roster: every user in the channel with their `user_info` JSON.

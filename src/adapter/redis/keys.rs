@@ -15,11 +15,13 @@ pub(crate) struct Keys {
     node: String,
 }
 
-/// The three keys of one channel, in the order the scripts take them.
+/// The keys of one channel, in the order the scripts take them.
 pub(crate) struct ChannelKeys {
     pub socks: String,
     pub users: String,
     pub info: String,
+    /// Leaves whose webhook waits out the leave delay: `c` (vacated), `u:<user>` (removed).
+    pub leaves: String,
 }
 
 impl Keys {
@@ -34,7 +36,12 @@ impl Keys {
 
     pub fn channel(&self, app: &str, channel: &str) -> ChannelKeys {
         let base = format!("{}:{{{app}:{channel}}}", self.prefix);
-        ChannelKeys { socks: format!("{base}:socks"), users: format!("{base}:users"), info: format!("{base}:info") }
+        ChannelKeys {
+            socks: format!("{base}:socks"),
+            users: format!("{base}:users"),
+            info: format!("{base}:info"),
+            leaves: format!("{base}:leaves"),
+        }
     }
 
     pub fn channel_index(&self, app: &str) -> String {

@@ -28,7 +28,7 @@ mod wire;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,6 +138,8 @@ pub struct RedisAdapter {
     local_conns: Mutex<HashMap<String, u64>>,
     /// The reaper waits until then after an outage, so peers can beat again first.
     reap_after: Mutex<tokio::time::Instant>,
+    /// How long a vacancy or removal is recorded as held (0: not recorded; no leave delay).
+    leave_hold_ms: AtomicU64,
 }
 
 impl fmt::Debug for RedisAdapter {
@@ -192,6 +194,7 @@ impl RedisAdapter {
             recover: Notify::new(),
             local_conns: Mutex::new(HashMap::new()),
             reap_after: Mutex::new(tokio::time::Instant::now()),
+            leave_hold_ms: AtomicU64::new(0),
         });
         adapter.heartbeat().await?;
         tracker.spawn(adapter.clone().publisher(outgoing_rx, shutdown.clone()));

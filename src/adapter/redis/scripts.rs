@@ -6,8 +6,10 @@ use redis::Script;
 
 use crate::adapter::{ChannelCounts, JoinOutcome, LeaveOutcome};
 
-/// KEYS: socks, users, info. ARGV: `node:socket`, user id (`""` off presence), user_info (`""` none).
-/// Returns {duplicate, occupied, member_added, subscription_count, user_count}.
+/// KEYS: socks, users, info, leaves. ARGV: `node:socket`, user id (`""` off presence), user_info
+/// (`""` none). Returns {duplicate, occupied, member_added, subscription_count, user_count}, where
+/// occupied and member_added are 2 when the transition undid a leave whose webhook still waits
+/// out the leave delay on some node (its `leaves` field is taken, so that leave is not sent).
 const JOIN: &str = r"
 local added = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 local subs = redis.call('HLEN', KEYS[1])
@@ -19,15 +21,21 @@ if ARGV[2] ~= '' then
   if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
     member_added = 1
     if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[2], ARGV[3]) end
+    if redis.call('HDEL', KEYS[4], 'u:' .. ARGV[2]) == 1 then member_added = 2 end
   end
 end
 local occupied = 0
-if subs == 1 then occupied = 1 end
+if subs == 1 then
+  occupied = 1
+  if redis.call('HDEL', KEYS[4], 'c') == 1 then occupied = 2 end
+end
 return {0, occupied, member_added, subs, redis.call('HLEN', KEYS[2])}
 ";
 
-/// KEYS: socks, users, info. ARGV: `node:socket`.
+/// KEYS: socks, users, info, leaves. ARGV: `node:socket`, hold (ms; 0: no leave delay).
 /// Returns {not_found, vacated, member_removed, subscription_count, user_count, user ("" none)}.
+/// With a hold, a vacancy or removal is also recorded in `leaves` (field `c`, or `u:<user>`)
+/// until the node that holds its webhook confirms it, or a join takes it back (JOIN).
 const LEAVE: &str = r"
 local user = redis.call('HGET', KEYS[1], ARGV[1])
 if not user then
@@ -35,16 +43,22 @@ if not user then
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 local subs = redis.call('HLEN', KEYS[1])
+local hold = tonumber(ARGV[2])
 local removed = 0
 if user ~= '' then
   if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then
     redis.call('HDEL', KEYS[2], user)
     redis.call('HDEL', KEYS[3], user)
     removed = 1
+    if hold > 0 then redis.call('HSET', KEYS[4], 'u:' .. user, 1) end
   end
 end
 local vacated = 0
-if subs == 0 then vacated = 1 end
+if subs == 0 then
+  vacated = 1
+  if hold > 0 then redis.call('HSET', KEYS[4], 'c', 1) end
+end
+if hold > 0 and (vacated == 1 or removed == 1) then redis.call('PEXPIRE', KEYS[4], hold) end
 return {0, vacated, removed, subs, redis.call('HLEN', KEYS[2]), user}
 ";
 
@@ -126,8 +140,10 @@ impl Default for Scripts {
 pub(crate) fn join_outcome((dup, occ, added, subs, users): (u8, u8, u8, u64, u64)) -> JoinOutcome {
     JoinOutcome {
         duplicate: dup == 1,
-        occupied: occ == 1,
-        member_added: added == 1,
+        occupied: occ >= 1,
+        member_added: added >= 1,
+        occupancy_resumed: occ == 2,
+        membership_resumed: added == 2,
         subscription_count: subs,
         user_count: users,
     }
