@@ -146,6 +146,99 @@ impl Drop for RedisSentinel {
     }
 }
 
+/// How a group of sentinels judges and replaces a master (see [`RedisSentinel::start_group`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SentinelTiming {
+    /// Sentinels that must agree the master is down before a failover.
+    pub quorum: u32,
+    pub down_after_ms: u64,
+    pub failover_timeout_ms: u64,
+}
+
+impl RedisServer {
+    /// A server that may take part in replication, as master or replica, before or after a
+    /// failover: transfers go over the socket (no RDB file in the working directory, no
+    /// delay), and anything written anyway lands in the temp dir.
+    pub fn start_replicable(extra: Vec<String>) -> Self {
+        let diskless =
+            ["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0", "--repl-diskless-load", "swapdb"];
+        let dir = std::env::temp_dir().display().to_string();
+        let args = diskless.iter().map(|s| s.to_string()).chain(["--dir".into(), dir]).chain(extra).collect();
+        Self::start_with(free_port(), args)
+    }
+
+    /// A replicable `redis-server --replicaof` `master`, returned once its link is up.
+    pub fn start_replica_of(master: &RedisServer) -> Self {
+        let replica = Self::start_replicable(vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()]);
+        wait_until(&format!("replica on {} synced with {}", replica.port, master.port), START_TIMEOUT, || {
+            replica.cli(&["INFO", "replication"]).contains("master_link_status:up")
+        });
+        replica
+    }
+
+    /// Whether this server answers `ROLE` as a master.
+    pub fn is_master(&self) -> bool {
+        self.cli(&["ROLE"]).lines().next() == Some("master")
+    }
+}
+
+impl RedisSentinel {
+    /// `count` sentinels monitoring `master` as `name` with `timing`, returned once each one
+    /// knows the others and `replicas` replicas — so that a failover can be elected.
+    pub fn start_group(
+        name: &str,
+        master: &RedisServer,
+        count: usize,
+        replicas: usize,
+        timing: SentinelTiming,
+    ) -> Vec<Self> {
+        let group: Vec<Self> = (0..count).map(|_| Self::start_timed(name, master, timing)).collect();
+        for sentinel in &group {
+            wait_until(
+                &format!("sentinel {} to see its peers and replicas", sentinel.server.port),
+                START_TIMEOUT,
+                || {
+                    let info = sentinel.master_info(name);
+                    info.get("num-other-sentinels") == Some(&(count - 1).to_string())
+                        && info.get("num-slaves") == Some(&replicas.to_string())
+                },
+            );
+        }
+        group
+    }
+
+    fn start_timed(name: &str, master: &RedisServer, timing: SentinelTiming) -> Self {
+        let port = free_port();
+        let conf = std::env::temp_dir().join(format!("herald-sentinel-{}-{port}.conf", std::process::id()));
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\nsentinel monitor {name} 127.0.0.1 {} {}\n\
+             sentinel down-after-milliseconds {name} {}\nsentinel failover-timeout {name} {}\n",
+            master.port, timing.quorum, timing.down_after_ms, timing.failover_timeout_ms
+        );
+        std::fs::write(&conf, text).expect("sentinel config");
+        let mut server = RedisServer {
+            port,
+            config_file: Some(conf.display().to_string()),
+            extra: vec!["--sentinel".into()],
+            child: None,
+        };
+        server.restart();
+        Self { server, conf }
+    }
+
+    /// `SENTINEL MASTER name` as field → value (empty when the sentinel does not answer).
+    pub fn master_info(&self, name: &str) -> std::collections::HashMap<String, String> {
+        let out = self.server.cli(&["SENTINEL", "MASTER", name]);
+        let lines: Vec<&str> = out.lines().collect();
+        lines.chunks_exact(2).map(|kv| (kv[0].to_owned(), kv[1].to_owned())).collect()
+    }
+
+    /// The port of the master this sentinel currently names for `name`.
+    pub fn master_port(&self, name: &str) -> Option<u16> {
+        self.server.cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", name]).lines().nth(1)?.trim().parse().ok()
+    }
+}
+
 /// Three cluster-enabled masters joined into one Redis Cluster (no replicas).
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,

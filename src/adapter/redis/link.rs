@@ -3,7 +3,10 @@
 //! * standalone: two `ConnectionManager`s (RESP3); the pub/sub one has a push sender and
 //!   automatic resubscription, so it reconnects and resubscribes by itself;
 //! * Sentinel: the same two, opened on the master that the sentinels name; [`Link::reopen`]
-//!   asks them again (after a failover the old address answers READONLY or not at all);
+//!   asks them again (after a failover the old address answers READONLY or not at all). A
+//!   READONLY answer latches [`Demoted`]: the old master may still serve reads, and those
+//!   successes would keep the breaker closed forever, so from then on every command of that
+//!   link fails as an outage — the breaker opens and its probe reopens the link;
 //! * Cluster: two `ClusterConnection`s (RESP3); channel topics use sharded pub/sub.
 //!
 //! The push sender is [`PushForward`]: a bounded queue, full → counted and dropped, so the
@@ -18,7 +21,10 @@ use redis::aio::{AsyncPushSender, ConnectionLike, ConnectionManager, ConnectionM
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{Client, Cmd, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisFuture, RedisResult, Value};
+use redis::{
+    Client, Cmd, ErrorKind, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError, RedisFuture,
+    RedisResult, ServerErrorKind, Value,
+};
 use tokio::sync::mpsc;
 
 use super::stats::{bump, Counters};
@@ -27,17 +33,58 @@ use crate::config::AdapterConfig;
 /// Commands sent concurrently at most by one [`Conn::batch`] on a cluster.
 const CLUSTER_BATCH_CONCURRENCY: usize = 32;
 
+/// Whether the master a Sentinel link was opened on has answered READONLY (the sentinels
+/// demoted it). Shared by the link's two connections; a reopened link gets a fresh one.
+#[derive(Clone, Default)]
+pub(crate) struct Demoted(Arc<AtomicBool>);
+
+impl Demoted {
+    /// `Err(READONLY)` once latched: the caller counts it as an outage (breaker → probe →
+    /// [`Link::reopen`]).
+    fn check(&self) -> RedisResult<()> {
+        if self.0.load(Ordering::Acquire) {
+            return Err(RedisError::from((
+                ErrorKind::Server(ServerErrorKind::ReadOnly),
+                "the sentinels demoted this master; waiting to ask them again",
+            )));
+        }
+        Ok(())
+    }
+
+    fn observe_error(&self, e: &RedisError) {
+        if e.code() == Some("READONLY") {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
+    fn observe_values(&self, values: &[Value]) {
+        if values.iter().any(|v| matches!(v, Value::ServerError(e) if e.code() == "READONLY")) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+}
+
 /// One connection of either topology; cloning is cheap (both are multiplexed handles).
+/// `Single` carries a [`Demoted`] latch when the sentinels chose its server.
 #[derive(Clone)]
 pub(crate) enum Conn {
-    Single(ConnectionManager),
+    Single(ConnectionManager, Option<Demoted>),
     Cluster(ClusterConnection),
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Single(c, None) => c.req_packed_command(cmd),
+            Self::Single(c, Some(demoted)) => Box::pin(async move {
+                demoted.check()?;
+                let result = c.req_packed_command(cmd).await;
+                match &result {
+                    Ok(value) => demoted.observe_values(std::slice::from_ref(value)),
+                    Err(e) => demoted.observe_error(e),
+                }
+                result
+            }),
             Self::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -49,14 +96,23 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Single(c, None) => c.req_packed_commands(pipeline, offset, count),
+            Self::Single(c, Some(demoted)) => Box::pin(async move {
+                demoted.check()?;
+                let result = c.req_packed_commands(pipeline, offset, count).await;
+                match &result {
+                    Ok(values) => demoted.observe_values(values),
+                    Err(e) => demoted.observe_error(e),
+                }
+                result
+            }),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Self::Single(c) => c.get_db(),
+            Self::Single(c, _) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
         }
     }
@@ -70,7 +126,10 @@ impl Conn {
     /// `SUBSCRIBE`, or `SSUBSCRIBE` on a cluster (every topic is sharded there).
     pub async fn subscribe(&mut self, topics: &[String]) -> RedisResult<()> {
         match self {
-            Self::Single(c) => c.subscribe(topics).await,
+            Self::Single(c, demoted) => {
+                demoted.as_ref().map_or(Ok(()), Demoted::check)?;
+                c.subscribe(topics).await
+            }
             Self::Cluster(c) => {
                 for topic in topics {
                     c.ssubscribe(topic).await?;
@@ -82,7 +141,10 @@ impl Conn {
 
     pub async fn unsubscribe(&mut self, topics: &[String]) -> RedisResult<()> {
         match self {
-            Self::Single(c) => c.unsubscribe(topics).await,
+            Self::Single(c, demoted) => {
+                demoted.as_ref().map_or(Ok(()), Demoted::check)?;
+                c.unsubscribe(topics).await
+            }
             Self::Cluster(c) => {
                 for topic in topics {
                     c.sunsubscribe(topic).await?;
@@ -103,12 +165,13 @@ impl Conn {
     /// pipeline must stay in one slot) concurrently, at most [`CLUSTER_BATCH_CONCURRENCY`] at once.
     pub async fn batch(&self, cmds: &[Cmd]) -> RedisResult<Vec<Value>> {
         match self {
-            Self::Single(c) => {
+            Self::Single(..) => {
                 let mut pipe = redis::pipe();
                 for cmd in cmds {
                     pipe.add_command(cmd.clone());
                 }
-                pipe.query_async(&mut c.clone()).await
+                // Through `Conn`, so that a Sentinel link's latch sees the answers.
+                pipe.query_async(&mut self.clone()).await
             }
             Self::Cluster(c) => {
                 use futures_util::{StreamExt, TryStreamExt};
@@ -171,9 +234,9 @@ impl Link {
             let mut client = sentinel_client(config, master)?;
             let master = client.async_get_client().await?;
             sentinel = Some(tokio::sync::Mutex::new(client));
-            open_single(master, &push, timeout).await?
+            open_single(master, &push, timeout, Some(Demoted::default())).await?
         } else {
-            open_single(Client::open(with_resp3(&config.url).as_str())?, &push, timeout).await?
+            open_single(Client::open(with_resp3(&config.url).as_str())?, &push, timeout, None).await?
         };
         Ok(Self { cmd: RwLock::new(cmd), sub: RwLock::new(sub), sentinel, push, timeout })
     }
@@ -191,7 +254,7 @@ impl Link {
     pub async fn reopen(&self) -> RedisResult<()> {
         let Some(sentinel) = &self.sentinel else { return Ok(()) };
         let master = sentinel.lock().await.async_get_client().await?;
-        let (cmd, sub) = open_single(master, &self.push, self.timeout).await?;
+        let (cmd, sub) = open_single(master, &self.push, self.timeout, Some(Demoted::default())).await?;
         *self.cmd.write() = cmd;
         *self.sub.write() = sub;
         Ok(())
@@ -209,7 +272,12 @@ pub(crate) fn with_resp3(url: &str) -> String {
     }
 }
 
-async fn open_single(client: Client, push: &PushForward, timeout: Duration) -> RedisResult<(Conn, Conn)> {
+async fn open_single(
+    client: Client,
+    push: &PushForward,
+    timeout: Duration,
+    demoted: Option<Demoted>,
+) -> RedisResult<(Conn, Conn)> {
     let base = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))
@@ -219,7 +287,7 @@ async fn open_single(client: Client, push: &PushForward, timeout: Duration) -> R
     let cmd = ConnectionManager::new_with_config(client.clone(), base.clone()).await?;
     let sub_config = base.set_push_sender(push.clone()).set_automatic_resubscription();
     let sub = ConnectionManager::new_with_config(client, sub_config).await?;
-    Ok((Conn::Single(cmd), Conn::Single(sub)))
+    Ok((Conn::Single(cmd, demoted.clone()), Conn::Single(sub, demoted)))
 }
 
 async fn open_cluster(config: &AdapterConfig, push: &PushForward, timeout: Duration) -> RedisResult<(Conn, Conn)> {
@@ -256,5 +324,15 @@ mod tests {
         assert_eq!(with_resp3("redis://h:1"), "redis://h:1?protocol=resp3");
         assert_eq!(with_resp3("redis://h:1/0?x=1"), "redis://h:1/0?x=1&protocol=resp3");
         assert_eq!(with_resp3("redis://h:1?protocol=3"), "redis://h:1?protocol=3");
+    }
+
+    #[test]
+    fn a_readonly_answer_latches_every_later_command_into_readonly() {
+        let demoted = Demoted::default();
+        demoted.observe_error(&RedisError::from((ErrorKind::Io, "connection reset")));
+        assert!(demoted.check().is_ok(), "only READONLY means demoted");
+        demoted.observe_error(&RedisError::from((ErrorKind::Server(ServerErrorKind::ReadOnly), "replica")));
+        let latched = demoted.check().expect_err("latched");
+        assert_eq!(latched.code(), Some("READONLY"), "counted as an outage by the breaker");
     }
 }
