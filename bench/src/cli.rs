@@ -1,12 +1,20 @@
 //! The command line: which server to load, and the shape of each run.
 //!
 //! Everything about the target is a flag so the same binary loads herald, sockudo and soketi.
-//! This module only declares options and turns them into a [`FanoutPlan`]; it does no I/O.
+//! This module only declares options and checks them (the fan-out's become a [`FanoutPlan`];
+//! the other scenarios' are in [`scenarios`]); it does no I/O.
+
+mod scenarios;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use scenarios::{ApiArgs, CeilingArgs, ChatArgs, PresenceArgs, StormArgs};
+
+/// The run's deadline when `--timeout-seconds` is not given.
+const DEFAULT_TIMEOUT_SECONDS: u64 = 120;
 
 /// Load generator for Pusher Channels protocol servers (herald, sockudo, soketi).
 #[derive(Debug, Parser)]
@@ -22,6 +30,16 @@ pub enum Command {
     Fanout(FanoutArgs),
     /// A tiny fan-out that exits non-zero on any failed connection, failed trigger or lost delivery.
     Smoke(SmokeArgs),
+    /// Raise the event rate step by step until delivery falls behind; report the highest sustained rate.
+    Ceiling(CeilingArgs),
+    /// M members join one presence channel, then leave in order; count member_added/removed.
+    Presence(PresenceArgs),
+    /// Rooms of members on private channels exchanging client events; delivery and latency.
+    Chat(ChatArgs),
+    /// Drop every subscribed connection at once, reconnect and resubscribe them all.
+    Storm(StormArgs),
+    /// Signed POST /events as fast as K keep-alive connections allow; requests/s and latency.
+    Api(ApiArgs),
 }
 
 /// The server under test and run-wide limits, shared by every subcommand.
@@ -42,9 +60,10 @@ pub struct TargetArgs {
     /// The server's process id: its RSS and CPU time are read from /proc/<pid>/.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Hard limit on the whole run; every phase stops at this deadline.
-    #[arg(long, default_value_t = 120)]
-    pub timeout_seconds: u64,
+    /// Hard limit on the whole run; every phase stops at this deadline [default: 120, ceiling:
+    /// 120 plus its steps].
+    #[arg(long)]
+    pub timeout_seconds: Option<u64>,
     /// Also write the result as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -68,7 +87,8 @@ pub struct FanoutArgs {
     pub channel_offset: usize,
     #[arg(long, default_value = "bench-")]
     pub channel_prefix: String,
-    /// Events to trigger; each goes to every channel of this process.
+    /// Events to trigger; each goes to every channel of this process. 0: only connect, settle
+    /// and measure (idle connections).
     #[arg(long, default_value_t = 200)]
     pub events: u64,
     /// Events per second (intended send times are evenly spaced).
@@ -93,12 +113,15 @@ pub struct FanoutArgs {
     /// process's channels (HTTP `info=subscription_count`), counting other generator processes.
     #[arg(long)]
     pub expect_subscribers: Option<u64>,
+    /// Trigger through `POST /apps/{id}/batch_events`, one event per channel, 10 per request.
+    #[arg(long)]
+    pub batch: bool,
     /// Exit with status 1 on any failed connection, failed trigger, lost or duplicate delivery.
     #[arg(long)]
     pub fail_on_loss: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct SmokeArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -125,7 +148,15 @@ pub struct FanoutPlan {
     pub drain: Duration,
     pub listen_only: bool,
     pub expect_subscribers: Option<u64>,
+    pub batch: bool,
     pub fail_on_loss: bool,
+}
+
+impl TargetArgs {
+    /// `--timeout-seconds`, or 120 s plus what the scenario's plan needs beyond that.
+    pub fn timeout(&self, planned_seconds: u64) -> Duration {
+        Duration::from_secs(self.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS + planned_seconds))
+    }
 }
 
 impl FanoutArgs {
@@ -148,6 +179,7 @@ impl FanoutArgs {
             drain: Duration::from_secs(self.drain_seconds),
             listen_only: self.listen_only,
             expect_subscribers: self.expect_subscribers,
+            batch: self.batch,
             fail_on_loss: self.fail_on_loss,
         })
     }
@@ -170,6 +202,7 @@ impl SmokeArgs {
             drain_seconds: 3,
             listen_only: false,
             expect_subscribers: None,
+            batch: false,
             fail_on_loss: true,
         }
     }

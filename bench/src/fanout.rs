@@ -1,5 +1,6 @@
 //! The fan-out run: connect and subscribe N sockets, trigger events at a fixed rate, wait for
-//! the deliveries, and turn what the receivers saw into a [`Report`].
+//! the deliveries, and turn what the receivers saw into a [`Report`]. With `--events 0` it is
+//! the idle-connection measurement (connect rate and RSS per connection, nothing triggered).
 //!
 //! Phases, each bounded by the run's deadline: server RSS before → connect (at most
 //! `connect_concurrency` handshakes in flight) → settle, idle RSS → optionally wait for other
@@ -9,38 +10,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiClient;
 use crate::cli::FanoutPlan;
 use crate::clock::Clock;
-use crate::process::{self, Process, Sample};
-use crate::recorder::Recorder;
-use crate::report::{ConnectStats, DeliveryStats, Latency, Params, Report, ResourceStats};
-use crate::subscriber::{self, Outcome, Shared};
-use crate::target::Target;
+use crate::connect;
+use crate::process::{self, Sample};
+use crate::recorder::{self, Recorder};
+use crate::report::{DeliveryStats, Latency, Params, Report, ResourceStats};
+use crate::subscriber::{Outcome, Shared};
 use crate::trigger::{self, Schedule};
+use crate::usage::Moment;
+use crate::Run;
 
-/// How often progress is checked while waiting for subscribers or deliveries.
-const POLL: Duration = Duration::from_millis(20);
 /// How often the server is asked for subscription counts.
 const COUNT_POLL: Duration = Duration::from_millis(250);
-
-/// The server's and the generator's resources at one moment.
-#[derive(Debug, Default, Clone, Copy)]
-struct Moment {
-    server: Sample,
-    own: Sample,
-}
-
-impl Moment {
-    fn now(server: Option<Process>) -> Self {
-        Self { server: server.map(Process::sample).unwrap_or_default(), own: Process::This.sample() }
-    }
-}
 
 /// Resources before connecting, when idle, when delivery starts and at the end.
 #[derive(Debug, Default)]
@@ -51,67 +37,62 @@ struct Samples {
     end: Moment,
 }
 
-pub async fn run(
-    target: Target,
-    urls: (String, String),
-    plan: FanoutPlan,
-    server: Option<Process>,
-    deadline: Instant,
-) -> anyhow::Result<Report> {
+pub async fn run(run: &Run, plan: FanoutPlan) -> anyhow::Result<Report> {
+    let (server, deadline) = (run.server, run.deadline);
     let load_average = process::load_average();
     let mut samples = Samples { before: Moment::now(server), ..Samples::default() };
 
     let shared = Arc::new(Shared {
-        target: target.clone(),
+        target: run.target.clone(),
         clock: Clock::start(),
         recorder: Recorder::new()?,
         events: plan.events,
         stop: CancellationToken::new(),
         deadline,
     });
-    let (handles, connect) = connect_all(&shared, &plan).await;
+    let (handles, connect) =
+        connect::connect_all(&shared, &plan.channels, plan.connections, plan.connect_concurrency).await;
     if connect.opened == 0 {
         shared.stop.cancel();
         let why = connect.first_error.as_deref().unwrap_or("the deadline passed");
         anyhow::bail!("no connection subscribed ({} failed): {why}", connect.failed);
     }
 
-    sleep_until_or(deadline, Instant::now() + plan.settle).await;
+    tokio::time::sleep_until((Instant::now() + plan.settle).min(deadline)).await;
     samples.idle = Moment::now(server);
 
-    let api = ApiClient::new(target);
-    if let Some(expected) = plan.expect_subscribers.filter(|_| !plan.listen_only) {
+    let api = ApiClient::new(run.target.clone());
+    if let Some(expected) = plan.expect_subscribers.filter(|_| !plan.listen_only && plan.events > 0) {
         wait_for_subscribers(&api, &plan.channels, expected, deadline).await?;
     }
     samples.delivery_start = Moment::now(server);
-    let trigger_stats = if plan.listen_only {
+    let trigger_stats = if plan.listen_only || plan.events == 0 {
         None
     } else {
         let schedule = Schedule {
             channels: &plan.channels,
+            first_seq: 0,
             events: plan.events,
             rate: plan.rate,
             payload_bytes: plan.payload_bytes,
+            batch: plan.batch,
         };
         Some(trigger::run(&api, &schedule, &shared.clock, deadline).await)
     };
     let events = trigger_stats.as_ref().map_or(plan.events, |t| t.events_sent);
     let expected = events * connect.opened as u64;
-    drain(&shared.recorder, expected, plan.drain, plan.listen_only, deadline).await;
+    let wait_for_first = plan.listen_only && plan.events > 0;
+    recorder::drain(&shared.recorder, expected, plan.drain, wait_for_first, deadline).await;
     samples.end = Moment::now(server);
 
-    shared.stop.cancel();
-    let mut outcomes = Vec::with_capacity(handles.len());
-    for handle in handles {
-        outcomes.push(handle.await.unwrap_or_else(|error| Outcome::failed(format!("task failed: {error}"))));
-    }
+    let outcomes = connect::stop_all(&shared, handles).await;
     let delivery = delivery_stats(&outcomes, expected, &plan, connect.opened);
     let latency_us = Latency::from_histogram(&shared.recorder.merged()?);
     let received = delivery.received;
     Ok(Report {
         scenario: "fanout",
         load_average,
-        params: params(urls, &plan),
+        params: params(run, &plan),
         server: server.map(|_| resource_stats(&samples, |m| m.server, connect.opened, received)),
         generator: resource_stats(&samples, |m| m.own, connect.opened, received),
         connect,
@@ -119,56 +100,6 @@ pub async fn run(
         delivery,
         latency_us,
     })
-}
-
-/// Spawns one task per connection and waits until each has subscribed or failed.
-async fn connect_all(shared: &Arc<Shared>, plan: &FanoutPlan) -> (Vec<JoinHandle<Outcome>>, ConnectStats) {
-    let gate = Arc::new(Semaphore::new(plan.connect_concurrency));
-    let (ready_tx, mut ready_rx) = mpsc::channel(plan.connections.min(4096));
-    let started = Instant::now();
-    let mut handles = Vec::with_capacity(plan.connections);
-    let mut stats = ConnectStats::default();
-    for index in 0..plan.connections {
-        let permit = tokio::select! {
-            // Cancel safety: losing either branch drops nothing but a wait.
-            permit = gate.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = tokio::time::sleep_until(shared.deadline) => break,
-        };
-        let channel = plan.channels[index % plan.channels.len()].clone();
-        let task = subscriber::run(index, channel, shared.clone(), permit, ready_tx.clone());
-        handles.push(tokio::spawn(task));
-        drain_ready(&mut ready_rx, &mut stats);
-    }
-    drop(ready_tx);
-    while stats.opened + stats.failed < handles.len() {
-        match tokio::time::timeout_at(shared.deadline, ready_rx.recv()).await {
-            Ok(Some(result)) => count_ready(result, &mut stats),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    stats.failed = plan.connections - stats.opened;
-    stats.seconds = started.elapsed().as_secs_f64();
-    stats.per_second = stats.opened as f64 / stats.seconds.max(1e-9);
-    (handles, stats)
-}
-
-fn drain_ready(rx: &mut mpsc::Receiver<Result<(), String>>, stats: &mut ConnectStats) {
-    while let Ok(result) = rx.try_recv() {
-        count_ready(result, stats);
-    }
-}
-
-fn count_ready(result: Result<(), String>, stats: &mut ConnectStats) {
-    match result {
-        Ok(()) => stats.opened += 1,
-        Err(error) => {
-            stats.failed += 1;
-            stats.first_error.get_or_insert(error);
-        }
-    }
 }
 
 /// Polls the server until this process's channels hold `expected` subscriptions in total.
@@ -196,27 +127,8 @@ async fn wait_for_subscribers(
     }
 }
 
-/// Waits until `expected` deliveries arrived, or none arrived for `quiet`, or the deadline.
-/// Listen-only runs wait for the first delivery without the quiet limit.
-async fn drain(recorder: &Recorder, expected: u64, quiet: Duration, listen_only: bool, deadline: Instant) {
-    let mut last_count = recorder.delivered();
-    let mut last_progress = Instant::now();
-    while recorder.delivered() < expected && Instant::now() < deadline {
-        sleep_until_or(deadline, Instant::now() + POLL).await;
-        let count = recorder.delivered();
-        if count != last_count || (listen_only && count == 0) {
-            last_count = count;
-            last_progress = Instant::now();
-        } else if last_progress.elapsed() >= quiet {
-            break;
-        }
-    }
-}
-
-async fn sleep_until_or(deadline: Instant, at: Instant) {
-    tokio::time::sleep_until(at.min(deadline)).await;
-}
-
+/// Sums what the connections saw; `per_second` over the window from the first intended send
+/// to the last receive.
 fn delivery_stats(outcomes: &[Outcome], expected: u64, plan: &FanoutPlan, opened: usize) -> DeliveryStats {
     let mut d = DeliveryStats { expected, ..DeliveryStats::default() };
     let (mut first_sent, mut last_receive) = (u64::MAX, 0);
@@ -236,30 +148,31 @@ fn delivery_stats(outcomes: &[Outcome], expected: u64, plan: &FanoutPlan, opened
         d.window_seconds = (last_receive - first_sent) as f64 / 1e9;
         d.per_second = d.received as f64 / d.window_seconds;
     }
-    d.offered_per_second = plan.rate * opened as f64;
+    if plan.events > 0 {
+        d.offered_per_second = plan.rate * opened as f64;
+    }
     d
 }
 
-fn params((ws_url, http_url): (String, String), plan: &FanoutPlan) -> Params {
+fn params(run: &Run, plan: &FanoutPlan) -> Params {
     Params {
-        ws_url,
-        http_url,
+        ws_url: run.ws_url.clone(),
+        http_url: run.http_url.clone(),
         connections: plan.connections,
         channels: plan.channels.clone(),
         events: plan.events,
         rate_per_second: plan.rate,
         payload_bytes: plan.payload_bytes,
         listen_only: plan.listen_only,
+        batch: plan.batch,
     }
 }
 
 /// One process's figures; `pick` chooses the server's or the generator's samples.
 fn resource_stats(samples: &Samples, pick: fn(&Moment) -> Sample, opened: usize, delivered: u64) -> ResourceStats {
     let [before, idle, start, end] = [&samples.before, &samples.idle, &samples.delivery_start, &samples.end].map(pick);
-    let cpu = match (start.cpu_seconds, end.cpu_seconds) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
+    let cpu_between = |a: Sample, b: Sample| Some(b.cpu_seconds? - a.cpu_seconds?);
+    let cpu = cpu_between(start, end);
     let per_conn = match (before.rss_bytes, idle.rss_bytes) {
         (Some(before), Some(idle)) if opened > 0 => Some((idle as f64 - before as f64) / opened as f64),
         _ => None,
@@ -269,6 +182,7 @@ fn resource_stats(samples: &Samples, pick: fn(&Moment) -> Sample, opened: usize,
         rss_idle_bytes: idle.rss_bytes,
         rss_end_bytes: end.rss_bytes,
         rss_per_connection_bytes: per_conn,
+        cpu_connect_seconds: cpu_between(before, idle),
         cpu_seconds: cpu,
         cpu_us_per_delivery: cpu.filter(|_| delivered > 0).map(|c| c * 1e6 / delivered as f64),
     }

@@ -24,6 +24,13 @@ pub fn trigger_body(name: &str, channels: &[String], data: &str) -> serde_json::
     serde_json::to_vec(&serde_json::json!({ "name": name, "channels": channels, "data": data }))
 }
 
+/// The JSON body of `POST /apps/{id}/batch_events`: the same event once per channel.
+pub fn batch_body(name: &str, channels: &[String], data: &str) -> serde_json::Result<Vec<u8>> {
+    let batch: Vec<_> =
+        channels.iter().map(|c| serde_json::json!({ "name": name, "channel": c, "data": data })).collect();
+    serde_json::to_vec(&serde_json::json!({ "batch": batch }))
+}
+
 /// The stamp of a bench event frame: `(seq, intended_send_ns)`, or `None` for other frames.
 pub fn scan(frame: &[u8]) -> Option<(u64, u64)> {
     Some((number_after(frame, SEQ_KEY)?, number_after(frame, SENT_KEY)?))
@@ -65,6 +72,14 @@ mod tests {
     fn other_frames_have_no_stamp() {
         assert_eq!(scan(br#"{"event":"pusher:ping","data":"{}"}"#), None);
         assert_eq!(scan(br#"{"event":"x","data":"hb_seq=abc hb_sent_ns"}"#), None);
+    }
+
+    #[test]
+    fn batch_body_has_one_event_per_channel() {
+        let body = batch_body("bench", &["a".into(), "b".into()], "{}").expect("json");
+        let value: serde_json::Value = serde_json::from_slice(&body).expect("parse");
+        assert_eq!(value["batch"][1]["channel"], "b");
+        assert_eq!(value["batch"][0]["data"], "{}");
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //!
 //! Per delivery the hot path is one uncontended mutex and one relaxed atomic add; nothing is
 //! allocated. Latencies are kept in nanoseconds from 1 ns to 60 s at 3 significant digits.
+//! [`drain`] is how a run waits for deliveries to arrive.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use tokio::time::Instant;
 
 const SHARDS: usize = 16;
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
@@ -34,23 +37,64 @@ impl Recorder {
         self.delivered.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Deliveries recorded so far (including duplicates).
+    /// Deliveries recorded so far (receivers record unique deliveries only).
     pub fn delivered(&self) -> u64 {
         self.delivered.load(Ordering::Relaxed)
     }
 
     /// All shards merged.
     pub fn merged(&self) -> anyhow::Result<Histogram<u64>> {
+        self.merge(false)
+    }
+
+    /// All shards merged, leaving them empty (one histogram per step of a run).
+    pub fn take(&self) -> anyhow::Result<Histogram<u64>> {
+        self.merge(true)
+    }
+
+    fn merge(&self, reset: bool) -> anyhow::Result<Histogram<u64>> {
         let mut total = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)?;
         for shard in &self.shards {
-            let shard = shard.lock().map_err(|_| anyhow::anyhow!("a receiver panicked"))?;
+            let mut shard = shard.lock().map_err(|_| anyhow::anyhow!("a receiver panicked"))?;
             total.add(&*shard)?;
+            if reset {
+                shard.reset();
+            }
         }
         Ok(total)
     }
 }
 
-/// Which sequence numbers one connection has seen, to tell losses from duplicates.
+/// How often [`drain`] looks at the delivery counter.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// Waits until `recorder` counts `target` deliveries, or none arrived for `quiet`, or the
+/// deadline; with `wait_for_first`, the quiet limit only starts after the first delivery.
+/// Returns when the count last moved.
+pub async fn drain(
+    recorder: &Recorder,
+    target: u64,
+    quiet: Duration,
+    wait_for_first: bool,
+    deadline: Instant,
+) -> Instant {
+    let mut last_count = recorder.delivered();
+    let mut last_progress = Instant::now();
+    while recorder.delivered() < target && Instant::now() < deadline {
+        tokio::time::sleep_until((Instant::now() + DRAIN_POLL).min(deadline)).await;
+        let count = recorder.delivered();
+        if count != last_count || (wait_for_first && count == 0) {
+            last_count = count;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() >= quiet {
+            break;
+        }
+    }
+    last_progress
+}
+
+/// Which sequence numbers one connection has seen, to tell losses from duplicates. The bits
+/// grow with the highest sequence number seen, so a generous `len` costs nothing up front.
 #[derive(Debug)]
 pub struct SeenSet {
     bits: Vec<u64>,
@@ -59,7 +103,7 @@ pub struct SeenSet {
 
 impl SeenSet {
     pub fn new(len: u64) -> Self {
-        Self { bits: vec![0; len.div_ceil(64) as usize], len }
+        Self { bits: Vec::new(), len }
     }
 
     /// Marks `seq`; `Some(true)` if new, `Some(false)` if seen before, `None` if out of range.
@@ -68,6 +112,9 @@ impl SeenSet {
             return None;
         }
         let (word, bit) = ((seq / 64) as usize, 1u64 << (seq % 64));
+        if word >= self.bits.len() {
+            self.bits.resize(word + 1, 0);
+        }
         let fresh = self.bits[word] & bit == 0;
         self.bits[word] |= bit;
         Some(fresh)
@@ -95,5 +142,7 @@ mod tests {
         let merged = recorder.merged().expect("merge");
         assert_eq!(merged.len(), 2);
         assert_eq!(recorder.delivered(), 2);
+        assert_eq!(recorder.take().expect("take").len(), 2);
+        assert!(recorder.merged().expect("merge").is_empty());
     }
 }

@@ -7,16 +7,8 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
-use bytes::Bytes;
-use fastwebsockets::{handshake, Frame, OpCode, Payload, WebSocket};
-use http_body_util::Empty;
-use hyper::header::{CONNECTION, HOST, UPGRADE};
-use hyper::upgrade::Upgraded;
-use hyper::Request;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use fastwebsockets::OpCode;
 use memchr::memmem;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -24,14 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::payload;
 use crate::recorder::{Recorder, SeenSet};
+use crate::socket::{self, Ws};
 use crate::target::Target;
-
-type Ws = WebSocket<TokioIo<Upgraded>>;
-
-/// Frames a server may send before the one we wait for during the handshake.
-const MAX_HANDSHAKE_FRAMES: usize = 16;
-/// Largest message accepted from the server.
-const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// What every connection of a run shares.
 #[derive(Debug)]
@@ -93,44 +79,11 @@ async fn failed(ready: &mpsc::Sender<Result<(), String>>, error: String) -> Outc
     Outcome::failed(error)
 }
 
-/// TCP connect, WebSocket upgrade, `connection_established`, subscribe, `subscription_succeeded`.
+/// Connects and subscribes to the public `channel`.
 async fn open(shared: &Shared, channel: &str) -> anyhow::Result<Ws> {
-    let target = &shared.target;
-    let stream = TcpStream::connect(target.ws.addr).await.context("TCP connect")?;
-    stream.set_nodelay(true)?;
-    let request = Request::builder()
-        .method("GET")
-        .uri(target.ws_path())
-        .header(HOST, &target.ws.authority)
-        .header(UPGRADE, "websocket")
-        .header(CONNECTION, "upgrade")
-        .header("Sec-WebSocket-Key", handshake::generate_key())
-        .header("Sec-WebSocket-Version", "13")
-        .body(Empty::<Bytes>::new())?;
-    let (mut ws, _) = handshake::client(&TokioExecutor::new(), request, stream).await.context("WebSocket upgrade")?;
-    ws.set_max_message_size(MAX_MESSAGE_BYTES);
-    expect_event(&mut ws, "pusher:connection_established").await?;
-    let subscribe =
-        format!(r#"{{"event":"pusher:subscribe","data":{{"channel":{},"auth":""}}}}"#, serde_json::to_string(channel)?);
-    ws.write_frame(Frame::text(Payload::Owned(subscribe.into_bytes()))).await?;
-    expect_event(&mut ws, "pusher_internal:subscription_succeeded").await?;
+    let (mut ws, _socket_id) = socket::connect(&shared.target).await?;
+    socket::subscribe(&mut ws, channel, None, None, |_| {}).await?;
     Ok(ws)
-}
-
-/// Reads until a text frame naming `event`; a `pusher:error` or a close fails.
-async fn expect_event(ws: &mut Ws, event: &str) -> anyhow::Result<()> {
-    for _ in 0..MAX_HANDSHAKE_FRAMES {
-        let frame = ws.read_frame().await?;
-        match frame.opcode {
-            OpCode::Text if memmem::find(&frame.payload, event.as_bytes()).is_some() => return Ok(()),
-            OpCode::Text if memmem::find(&frame.payload, b"pusher:error").is_some() => {
-                bail!("server refused: {}", String::from_utf8_lossy(&frame.payload))
-            }
-            OpCode::Close => bail!("closed by server with code {}", close_code(&frame.payload)),
-            _ => {}
-        }
-    }
-    bail!("no {event} within {MAX_HANDSHAKE_FRAMES} frames")
 }
 
 /// Receives until the stop signal, timing every stamped event.
@@ -161,7 +114,7 @@ async fn receive(index: usize, mut ws: Ws, shared: &Shared) -> Outcome {
                 let Some((seq, sent_ns)) = payload::scan(&frame.payload) else {
                     let ping = memmem::find(&frame.payload, b"\"pusher:ping\"").is_some();
                     drop(frame);
-                    if ping && answer_ping(&mut ws).await.is_err() {
+                    if ping && socket::answer_ping(&mut ws).await.is_err() {
                         outcome.error = Some("could not answer pusher:ping".into());
                         break;
                     }
@@ -179,23 +132,11 @@ async fn receive(index: usize, mut ws: Ws, shared: &Shared) -> Outcome {
                 }
             }
             OpCode::Close => {
-                outcome.error = Some(format!("closed by server with code {}", close_code(&frame.payload)));
+                outcome.error = Some(format!("closed by server with code {}", socket::close_code(&frame.payload)));
                 break;
             }
             _ => {}
         }
     }
     outcome
-}
-
-async fn answer_ping(ws: &mut Ws) -> Result<(), fastwebsockets::WebSocketError> {
-    let pong = br#"{"event":"pusher:pong","data":{}}"#;
-    ws.write_frame(Frame::text(Payload::Borrowed(pong))).await
-}
-
-fn close_code(payload: &[u8]) -> u16 {
-    match payload {
-        [high, low, ..] => u16::from_be_bytes([*high, *low]),
-        _ => 1005,
-    }
 }

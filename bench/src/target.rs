@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use anyhow::{bail, Context};
+use herald_protocol::signature;
 use hyper::Uri;
 
 use crate::cli::TargetArgs;
@@ -44,6 +45,13 @@ impl Target {
     /// Path and query of the WebSocket upgrade request, as pusher-js would send it.
     pub fn ws_path(&self) -> String {
         format!("{}/app/{}?protocol=7&client=herald-bench&version=0.1.0", self.ws.prefix, self.key)
+    }
+
+    /// The `auth` of a private (`channel_data` None) or presence subscription, as an app's
+    /// auth endpoint would sign it: `key:hex(HMAC-SHA256(secret, "socket_id:channel[:data]"))`.
+    pub fn channel_auth(&self, socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
+        let to_sign = signature::channel_string_to_sign(socket_id, channel, channel_data);
+        signature::auth_token(&self.key, &self.secret, &to_sign)
     }
 }
 
@@ -87,6 +95,21 @@ mod tests {
         assert_eq!(e.prefix, "/ws");
         assert_eq!(Endpoint::parse("http://[::1]:7", "http", 80).expect("v6").addr.port(), 7);
         assert!(Endpoint::parse("http://localhost:6001", "http", 80).is_ok());
+    }
+
+    #[test]
+    fn channel_auth_signs_socket_channel_and_data() {
+        let target = Target {
+            ws: Endpoint::parse("ws://127.0.0.1:1", "ws", 80).expect("ws"),
+            http: Endpoint::parse("http://127.0.0.1:1", "http", 80).expect("http"),
+            app_id: "app1".into(),
+            key: "key1".into(),
+            secret: "secret1".into(),
+        };
+        let expected = format!("key1:{}", signature::sign("secret1", b"1.2:presence-a:{}"));
+        assert_eq!(target.channel_auth("1.2", "presence-a", Some("{}")), expected);
+        let private = format!("key1:{}", signature::sign("secret1", b"1.2:private-a"));
+        assert_eq!(target.channel_auth("1.2", "private-a", None), private);
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! The paced trigger loop: event `i` is due at `start + i / rate` and carries that intended time.
 //!
-//! Requests go one after another on one keep-alive connection. If the server answers slower
-//! than the rate, sends fall behind schedule; the stamps still carry the intended times, so
-//! the delay is charged to latency, and the lateness is reported.
+//! Requests go one after another on one keep-alive connection: `POST /events` with up to 100
+//! channels each, or (`batch`) `POST /batch_events` with up to 10 single-channel events each.
+//! If the server answers slower than the rate, sends fall behind schedule; the stamps still
+//! carry the intended times, so the delay is charged to latency, and the lateness is reported.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::api::{ApiClient, MAX_CHANNELS_PER_TRIGGER};
+use crate::api::{ApiClient, MAX_CHANNELS_PER_TRIGGER, MAX_EVENTS_PER_BATCH};
 use crate::clock::Clock;
 use crate::payload;
 use crate::report::TriggerStats;
@@ -22,9 +23,13 @@ const LEAD: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub struct Schedule<'a> {
     pub channels: &'a [String],
+    /// Sequence number of the first event (a run of several schedules continues the count).
+    pub first_seq: u64,
     pub events: u64,
     pub rate: f64,
     pub payload_bytes: usize,
+    /// Trigger through `batch_events`, one event per channel.
+    pub batch: bool,
 }
 
 /// Sends the schedule, stopping early at `deadline`.
@@ -33,8 +38,10 @@ pub async fn run(api: &ApiClient, schedule: &Schedule<'_>, clock: &Clock, deadli
     let start_ns = clock.now_ns() + LEAD.as_nanos() as u64;
     let mut stats = TriggerStats::default();
     let (mut request_ns_total, mut request_ns_max, mut late_ns_max) = (0u64, 0u64, 0u64);
-    for seq in 0..schedule.events {
-        let intended_ns = start_ns + seq * interval_ns;
+    let chunk_size = if schedule.batch { MAX_EVENTS_PER_BATCH } else { MAX_CHANNELS_PER_TRIGGER };
+    for index in 0..schedule.events {
+        let seq = schedule.first_seq + index;
+        let intended_ns = start_ns + index * interval_ns;
         let due = Instant::from_std(clock.instant_at(intended_ns));
         if due >= deadline {
             break;
@@ -43,14 +50,11 @@ pub async fn run(api: &ApiClient, schedule: &Schedule<'_>, clock: &Clock, deadli
         late_ns_max = late_ns_max.max(clock.now_ns().saturating_sub(intended_ns));
         let data = payload::event_data(seq, intended_ns, schedule.payload_bytes);
         let mut all_ok = true;
-        for chunk in schedule.channels.chunks(MAX_CHANNELS_PER_TRIGGER) {
+        for chunk in schedule.channels.chunks(chunk_size) {
             let sent_at = clock.now_ns();
-            let result = match payload::trigger_body(EVENT_NAME, chunk, &data) {
-                Ok(body) => tokio::time::timeout_at(deadline, api.trigger(body))
-                    .await
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out"))),
-                Err(error) => Err(error.into()),
-            };
+            let result = tokio::time::timeout_at(deadline, send(api, chunk, &data, schedule.batch))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
             let took = clock.now_ns().saturating_sub(sent_at);
             request_ns_total += took;
             request_ns_max = request_ns_max.max(took);
@@ -70,4 +74,13 @@ pub async fn run(api: &ApiClient, schedule: &Schedule<'_>, clock: &Clock, deadli
     stats.max_request_ms = request_ns_max as f64 / 1e6;
     stats.max_lateness_ms = late_ns_max as f64 / 1e6;
     stats
+}
+
+/// One request carrying the event to `channels`.
+async fn send(api: &ApiClient, channels: &[String], data: &str, batch: bool) -> anyhow::Result<()> {
+    if batch {
+        api.trigger_batch(payload::batch_body(EVENT_NAME, channels, data)?).await
+    } else {
+        api.trigger(payload::trigger_body(EVENT_NAME, channels, data)?).await
+    }
 }
