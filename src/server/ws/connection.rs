@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use fastwebsockets::{OpCode, Payload, WebSocketError, WebSocketRead};
+use fastwebsockets::{OpCode, Payload, Role, WebSocketError};
 use herald_protocol::codes::{CLOSE_INVALID_PAYLOAD, CLOSE_MESSAGE_TOO_BIG, CLOSE_PROTOCOL_ERROR};
 use herald_protocol::{ErrorCode, ServerMessage};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -20,6 +20,7 @@ use super::write::flush;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::gate::FrameGate;
 use super::session::Session;
 use crate::frame::Frame;
 use crate::metrics::{AppMetrics, Rejection};
@@ -71,7 +72,7 @@ struct Connection {
 /// Serves one established connection until it closes. `session` already holds the
 /// connection's outbox with `connection_established` queued.
 pub async fn run<R, W>(
-    mut reader: WebSocketRead<R>,
+    gate: FrameGate<R>,
     mut writer: W,
     session: Session,
     outbox: Arc<Outbox>,
@@ -82,9 +83,6 @@ pub async fn run<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    reader.set_auto_close(false);
-    reader.set_auto_pong(true);
-    reader.set_max_message_size(max_message_bytes.saturating_add(1));
     let metrics = session.app().metrics.clone();
     let now = Instant::now();
     let mut conn = Connection {
@@ -97,7 +95,7 @@ pub async fn run<R, W>(
         max_message_bytes,
         metrics,
     };
-    let read = next_frame(reader, outbox.clone());
+    let read = next_frame(gate, max_message_bytes);
     tokio::pin!(read);
     let timer = sleep_until(now + keepalive.activity_timeout);
     tokio::pin!(timer);
@@ -112,18 +110,22 @@ pub async fn run<R, W>(
             biased;
             // Cancel safe: `ready` re-checks the queue before every wait.
             () = outbox.ready() => {
-                if let Some(ended) = flush(&mut writer, outbox.take(WRITE_BATCH_FRAMES), &outbox, &conn.metrics).await {
+                // Boxed, like every await below that runs rarely or holds much: the task's
+                // future is as large as its largest state, and idle sockets wait in the small
+                // one (docs/architecture.md, "Memory per connection").
+                let write = flush(&mut writer, outbox.take(WRITE_BATCH_FRAMES), &outbox, &conn.metrics);
+                if let Some(ended) = Box::pin(write).await {
                     break ended;
                 }
             }
             // Not cancelled: `read` is pinned outside the loop and polled in place.
-            (reader, result) = &mut read, if reading => {
-                if conn.on_read(result).await.is_err() {
+            (gate, result) = &mut read, if reading => {
+                if Box::pin(conn.on_read(result)).await.is_err() {
                     break Ended::Gone;
                 }
                 reading = !outbox.is_closing();
                 if reading {
-                    read.set(next_frame(reader, outbox.clone()));
+                    read.set(next_frame(gate, max_message_bytes));
                 }
             }
             // Cancel safe: a `Sleep` is only re-armed, never lost.
@@ -148,7 +150,7 @@ pub async fn run<R, W>(
         }
     };
     let _ = writer.shutdown().await;
-    conn.finish(ended).await;
+    Box::pin(conn.finish(ended)).await;
 }
 
 /// The peer is gone; nothing more can be written.
@@ -209,20 +211,28 @@ impl Connection {
     }
 }
 
-/// Reads the next frame, handing the reader back so the caller can read again. Pongs that
-/// answer pings go through the outbox like everything else.
+/// Reads the next frame, handing the gate back so the caller can read again.
+///
+/// While no frame is arriving this holds no fastwebsockets reader, only the gate (a few
+/// bytes): the reader, with its 8 KiB buffer, is made when a frame starts and dropped after
+/// it ([`FrameGate`]). Pings and closes are answered by [`handle_frame`], through the outbox.
 async fn next_frame<R: AsyncRead + Unpin>(
-    mut reader: WebSocketRead<R>,
-    outbox: Arc<Outbox>,
-) -> (WebSocketRead<R>, Result<Inbound, WebSocketError>) {
-    let result = reader
-        .read_frame(&mut |frame| {
-            let _ = outbox.push(Frame::encode(frame));
-            std::future::ready(Ok::<(), Infallible>(()))
-        })
-        .await
-        .map(Inbound::from);
-    (reader, result)
+    mut gate: FrameGate<R>,
+    max_message_bytes: usize,
+) -> (FrameGate<R>, Result<Inbound, WebSocketError>) {
+    match gate.next_frame_arrived().await {
+        Ok(true) => {}
+        Ok(false) => return (gate, Err(WebSocketError::UnexpectedEOF)),
+        Err(error) => return (gate, Err(WebSocketError::IoError(error))),
+    }
+    let result = {
+        let (mut reader, _) = fastwebsockets::after_handshake_split(&mut gate, tokio::io::sink(), Role::Server);
+        reader.set_auto_close(false);
+        reader.set_auto_pong(false);
+        reader.set_max_message_size(max_message_bytes.saturating_add(1));
+        reader.read_frame(&mut |_| std::future::ready(Ok::<(), Infallible>(()))).await.map(Inbound::from)
+    };
+    (gate, result)
 }
 
 /// A frame read from the client, owning its payload.
@@ -301,6 +311,9 @@ async fn handle_frame(
             let sendable = (1000..5000).contains(&code) && !matches!(code, 1004..=1006 | 1015);
             let code = if sendable { code } else { 1000 };
             outbox.close(code, "");
+        }
+        OpCode::Ping => {
+            let _ = outbox.push(Frame::encode(fastwebsockets::Frame::pong(Payload::Bytes(frame.payload))));
         }
         // Binary messages are not part of the protocol: ignored. Pongs only count as activity.
         _ => {}

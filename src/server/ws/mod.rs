@@ -2,6 +2,7 @@
 //! §1.2 (app, protocol version, origin, quota), then the socket's own task.
 
 mod connection;
+mod gate;
 pub mod session;
 mod write;
 
@@ -10,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fastwebsockets::upgrade::UpgradeFut;
-use fastwebsockets::Role;
 use herald_protocol::http::{parse_query, query_get};
 use herald_protocol::{ErrorCode, ServerMessage};
 use hyper::upgrade::Upgraded;
@@ -91,7 +91,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let admitted = match admit(&shared, &handshake) {
-        Ok(app) => app.try_connect().await.map(|slot| (app, slot)).ok_or(ErrorCode::OverConnectionQuota),
+        Ok(app) => Box::pin(app.try_connect()).await.map(|slot| (app, slot)).ok_or(ErrorCode::OverConnectionQuota),
         Err(code) => Err(code),
     };
     let (app, _slot) = match admitted {
@@ -102,7 +102,7 @@ where
                     app.metrics.reject(Rejection::ConnectionQuota);
                 }
             }
-            return refuse(&mut write, code).await;
+            return Box::pin(refuse(&mut write, code)).await;
         }
     };
     app.metrics.new_connections.inc();
@@ -126,15 +126,15 @@ where
         drain_window: Duration::from_secs(shared.config.drain_window_seconds),
     };
     let session = Session::new(app, limits, socket_id, outbox.clone());
-    // Only the read half is used from fastwebsockets; writes go straight to the socket as
-    // pre-encoded frames, so its write half is handed a sink.
-    let (reader, _) = fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
+    // fastwebsockets reads frames through the gate, one reader per frame (gate.rs); writes
+    // go straight to the socket as pre-encoded frames.
+    let gate = gate::FrameGate::new(read);
     tracing::debug!(%socket_id, "connected");
     let max_message_bytes = shared.config.max_message_bytes;
     connected_app.debug.emit(|| serde_json::json!({"type": "connected", "socket_id": socket_id.to_string()}));
     // Every log line about this connection carries its socket id and app.
     let span = tracing::info_span!("connection", %socket_id, app = %connected_app.config.id);
-    connection::run(reader, write, session, outbox, keepalive, max_message_bytes, shared.shutdown.clone())
+    connection::run(gate, write, session, outbox, keepalive, max_message_bytes, shared.shutdown.clone())
         .instrument(span)
         .await;
     connected_app.debug.emit(|| serde_json::json!({"type": "disconnected", "socket_id": socket_id.to_string()}));
