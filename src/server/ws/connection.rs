@@ -66,7 +66,6 @@ struct Connection {
     ping_outstanding: bool,
     fragments: Fragments,
     max_message_bytes: usize,
-    metrics: AppMetrics,
 }
 
 /// Serves one established connection until it closes. `session` already holds the
@@ -83,7 +82,6 @@ pub async fn run<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let metrics = session.app().metrics.clone();
     let now = Instant::now();
     let mut conn = Connection {
         session,
@@ -93,7 +91,6 @@ pub async fn run<R, W>(
         ping_outstanding: false,
         fragments: Fragments::default(),
         max_message_bytes,
-        metrics,
     };
     let read = next_frame(gate, max_message_bytes);
     tokio::pin!(read);
@@ -113,7 +110,7 @@ pub async fn run<R, W>(
                 // Boxed, like every await below that runs rarely or holds much: the task's
                 // future is as large as its largest state, and idle sockets wait in the small
                 // one (docs/architecture.md, "Memory per connection").
-                let write = flush(&mut writer, outbox.take(WRITE_BATCH_FRAMES), &outbox, &conn.metrics);
+                let write = flush(&mut writer, outbox.take(WRITE_BATCH_FRAMES), &outbox, conn.metrics());
                 if let Some(ended) = Box::pin(write).await {
                     break ended;
                 }
@@ -149,29 +146,37 @@ pub async fn run<R, W>(
             }
         }
     };
-    let _ = writer.shutdown().await;
-    Box::pin(conn.finish(ended)).await;
+    Box::pin(async move {
+        let _ = writer.shutdown().await;
+        conn.finish(ended).await;
+    })
+    .await;
 }
 
 /// The peer is gone; nothing more can be written.
 struct Gone;
 
 impl Connection {
+    /// The app's metrics (borrowed from the session: a socket's state stays small).
+    fn metrics(&self) -> &AppMetrics {
+        &self.session.app().metrics
+    }
+
     /// Handles what the read future produced.
     async fn on_read(&mut self, result: Result<Inbound, WebSocketError>) -> Result<(), Gone> {
         self.last_seen = Instant::now();
         self.ping_outstanding = false;
         match result {
             Ok(frame) => {
-                self.metrics.messages_received.inc();
-                self.metrics.received_bytes.inc_by(frame.payload.len() as u64);
+                self.metrics().messages_received.inc();
+                self.metrics().received_bytes.inc_by(frame.payload.len() as u64);
                 handle_frame(frame, &mut self.fragments, &mut self.session, &self.outbox, self.max_message_bytes).await;
                 Ok(())
             }
             Err(error) => {
                 let (code, message) = close_for(&error).ok_or(Gone)?;
                 if code == CLOSE_MESSAGE_TOO_BIG {
-                    self.metrics.reject(Rejection::MessageTooLarge);
+                    self.metrics().reject(Rejection::MessageTooLarge);
                 }
                 self.outbox.close(code, message);
                 Ok(())
@@ -195,10 +200,10 @@ impl Connection {
     }
 
     async fn finish(mut self, ended: Ended) {
-        self.metrics.disconnections.inc();
+        self.metrics().disconnections.inc();
         // A slow consumer is usually dropped mid-write (`Gone`), not closed: ask the outbox.
         if self.outbox.overflowed() {
-            self.metrics.outbox_overflows.inc();
+            self.metrics().outbox_overflows.inc();
         }
         let socket_id = self.session.socket_id();
         match ended {
@@ -225,13 +230,15 @@ async fn next_frame<R: AsyncRead + Unpin>(
         Ok(false) => return (gate, Err(WebSocketError::UnexpectedEOF)),
         Err(error) => return (gate, Err(WebSocketError::IoError(error))),
     }
-    let result = {
+    // Boxed: the reader and its read state exist only while a frame arrives.
+    let result = Box::pin(async {
         let (mut reader, _) = fastwebsockets::after_handshake_split(&mut gate, tokio::io::sink(), Role::Server);
         reader.set_auto_close(false);
         reader.set_auto_pong(false);
         reader.set_max_message_size(max_message_bytes.saturating_add(1));
         reader.read_frame(&mut |_| std::future::ready(Ok::<(), Infallible>(()))).await.map(Inbound::from)
-    };
+    })
+    .await;
     (gate, result)
 }
 

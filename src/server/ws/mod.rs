@@ -79,8 +79,10 @@ pub async fn serve(shared: Arc<Shared>, upgrade: UpgradeFut, handshake: Handshak
             accept(shared, read, write, handshake).await
         }
         Err(upgraded) => {
+            // TLS (or another transport): boxed, so its setup does not widen the plain
+            // socket's task (futures of both arms are laid out side by side).
             let (read, write) = tokio::io::split(TokioIo::new(upgraded));
-            accept(shared, read, write, handshake).await
+            Box::pin(accept(shared, read, write, handshake)).await
         }
     }
 }
@@ -126,6 +128,7 @@ where
         drain_window: Duration::from_secs(shared.config.drain_window_seconds),
     };
     let session = Session::new(app, limits, socket_id, outbox.clone());
+    drop(handshake);
     // fastwebsockets reads frames through the gate, one reader per frame (gate.rs); writes
     // go straight to the socket as pre-encoded frames.
     let gate = gate::FrameGate::new(read);
