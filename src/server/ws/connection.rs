@@ -94,12 +94,13 @@ pub async fn run<R, W>(
     };
     let read = next_frame(gate, max_message_bytes);
     tokio::pin!(read);
-    let timer = sleep_until(now + keepalive.activity_timeout);
-    tokio::pin!(timer);
-    // One timer serves both one-shot deadlines: authorization first, then the drain.
-    let deadline_timer = sleep_until(now + keepalive.authorize_within.unwrap_or(Duration::ZERO));
-    tokio::pin!(deadline_timer);
+    // One timer for the keepalive and the one-shot deadline (authorization first, then the
+    // drain): it is armed for whichever comes first (a `Sleep` is 112 bytes of every socket).
+    let mut keepalive_at = now + keepalive.activity_timeout;
     let mut deadline = if keepalive.authorize_within.is_some() { Deadline::Authorize } else { Deadline::None };
+    let mut deadline_at = now + keepalive.authorize_within.unwrap_or(Duration::ZERO);
+    let timer = sleep_until(wake_at(keepalive_at, deadline, deadline_at));
+    tokio::pin!(timer);
     let (mut reading, mut draining) = (true, false);
 
     let ended = loop {
@@ -126,23 +127,29 @@ pub async fn run<R, W>(
                 }
             }
             // Cancel safe: a `Sleep` is only re-armed, never lost.
-            () = &mut timer => conn.on_keepalive_timer(timer.as_mut()),
-            // Cancel safe: a `Sleep` that fired is simply not polled again until re-armed.
-            () = &mut deadline_timer, if deadline != Deadline::None => {
-                match std::mem::replace(&mut deadline, Deadline::None) {
-                    Deadline::Authorize if !conn.session.is_authorized() => {
-                        outbox.close(ErrorCode::Unauthorized.code(), "Connection is unauthorized: no sign-in in time");
+            () = &mut timer => {
+                let now = Instant::now();
+                if deadline != Deadline::None && now >= deadline_at {
+                    match std::mem::replace(&mut deadline, Deadline::None) {
+                        Deadline::Authorize if !conn.session.is_authorized() => {
+                            outbox.close(ErrorCode::Unauthorized.code(), "Connection is unauthorized: no sign-in in time");
+                        }
+                        Deadline::Drain => outbox.close(ErrorCode::ReconnectImmediately.code(), "Server shutting down"),
+                        _ => {}
                     }
-                    Deadline::Drain => outbox.close(ErrorCode::ReconnectImmediately.code(), "Server shutting down"),
-                    _ => {}
                 }
+                if now >= keepalive_at {
+                    keepalive_at = conn.on_keepalive_due(now);
+                }
+                timer.as_mut().reset(wake_at(keepalive_at, deadline, deadline_at));
             }
             // Cancel safe: `cancelled` has no state to lose.
             () = shutdown.cancelled(), if !draining => {
                 draining = true;
                 let delay = keepalive.drain_window.mul_f64(rand::random::<f64>());
-                deadline_timer.as_mut().reset(Instant::now() + delay);
+                deadline_at = Instant::now() + delay;
                 deadline = Deadline::Drain;
+                timer.as_mut().reset(wake_at(keepalive_at, deadline, deadline_at));
             }
         }
     };
@@ -151,6 +158,15 @@ pub async fn run<R, W>(
         conn.finish(ended).await;
     })
     .await;
+}
+
+/// When the connection's one timer must fire: the keepalive, or the deadline if one is armed
+/// and comes first.
+fn wake_at(keepalive_at: Instant, deadline: Deadline, deadline_at: Instant) -> Instant {
+    match deadline {
+        Deadline::None => keepalive_at,
+        _ => keepalive_at.min(deadline_at),
+    }
 }
 
 /// The peer is gone; nothing more can be written.
@@ -184,18 +200,18 @@ impl Connection {
         }
     }
 
-    /// Pings an idle client, or closes with 4201 when the ping went unanswered.
-    fn on_keepalive_timer(&mut self, timer: std::pin::Pin<&mut tokio::time::Sleep>) {
-        let now = Instant::now();
+    /// The keepalive's time came: pings an idle client, or closes with 4201 when the ping went
+    /// unanswered. Returns when the keepalive is due next.
+    fn on_keepalive_due(&mut self, now: Instant) -> Instant {
         if self.ping_outstanding {
             self.outbox.close(ErrorCode::PongNotReceived.code(), ErrorCode::PongNotReceived.default_message());
-            timer.reset(now + self.keepalive.pong_timeout);
+            now + self.keepalive.pong_timeout
         } else if now >= self.last_seen + self.keepalive.activity_timeout {
             let _ = self.outbox.push(Frame::message(&ServerMessage::Ping));
             self.ping_outstanding = true;
-            timer.reset(now + self.keepalive.pong_timeout);
+            now + self.keepalive.pong_timeout
         } else {
-            timer.reset(self.last_seen + self.keepalive.activity_timeout);
+            self.last_seen + self.keepalive.activity_timeout
         }
     }
 

@@ -4,7 +4,6 @@
 //! No socket here: replies go into the connection's [`Outbox`], so the whole state machine is
 //! testable with plain values. The socket task in `connection.rs` feeds it text frames.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -92,7 +91,7 @@ pub struct Session {
     limits: SessionLimits,
     me: Subscriber,
     /// Channels joined, with the user id this socket holds in each presence channel.
-    channels: HashMap<ChannelName, Option<UserId>>,
+    channels: JoinedChannels,
     user: Option<SignedInUser>,
     client_events: Option<Box<DefaultDirectRateLimiter>>,
     /// Signed in, or subscribed to a private or presence channel ("authorized connections").
@@ -105,7 +104,7 @@ impl Session {
             app,
             limits,
             me: Subscriber { socket_id, outbox },
-            channels: HashMap::new(),
+            channels: JoinedChannels::default(),
             user: None,
             client_events: None,
             authorized: false,
@@ -170,7 +169,7 @@ impl Session {
     ) -> Result<(), SessionError> {
         let name = ChannelName::parse(channel, self.limits.max_channel_name_length)?;
         let max = self.app.config.max_subscriptions_per_connection;
-        if self.channels.len() >= max && !self.channels.contains_key(name.as_str()) {
+        if self.channels.len() >= max && !self.channels.contains(name.as_str()) {
             self.app.metrics.reject(Rejection::SubscriptionLimit);
             return Err(SessionError::TooManySubscriptions(max));
         }
@@ -228,7 +227,7 @@ impl Session {
     }
 
     async fn unsubscribe(&mut self, channel: &str) {
-        let Some((name, user)) = self.channels.remove_entry(channel) else { return };
+        let Some((name, user)) = self.channels.remove(channel) else { return };
         self.app.leave(&name, self.me.socket_id, user.as_ref()).await;
     }
 
@@ -264,7 +263,7 @@ impl Session {
         if event.chars().count() > self.limits.max_event_name_length {
             return Err(SessionError::ClientEventNameTooLong { max: self.limits.max_event_name_length });
         }
-        let Some((name, user_id)) = self.channels.get_key_value(channel) else {
+        let Some((name, user_id)) = self.channels.get(channel) else {
             let kind = ChannelName::parse(channel, usize::MAX).map(|n| n.kind()).ok();
             return Err(match kind {
                 Some(k) if k.allows_client_events() => SessionError::ClientEventNotSubscribed(channel.into()),
@@ -309,6 +308,53 @@ impl Session {
         if let Some(user) = self.user.take() {
             self.app.sign_out(&user, self.me.socket_id).await;
         }
+    }
+}
+
+/// The channels a socket joined, with the user id it holds in each presence channel: a short
+/// list searched in order, grown one entry at a time. Most sockets join one or a few channels,
+/// and a hash map's smallest table (four slots and their control bytes) is several entries
+/// big (docs/architecture.md, "Memory per connection"). Bounded by
+/// `max_subscriptions_per_connection`.
+#[derive(Debug, Default)]
+struct JoinedChannels(Vec<(ChannelName, Option<UserId>)>);
+
+impl JoinedChannels {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    fn get(&self, name: &str) -> Option<(&ChannelName, &Option<UserId>)> {
+        self.0.iter().find(|(n, _)| n.as_str() == name).map(|(n, u)| (n, u))
+    }
+
+    /// Records `name` (replacing the user of an entry already there).
+    fn insert(&mut self, name: ChannelName, user: Option<UserId>) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = user,
+            None => {
+                self.0.reserve_exact(1);
+                self.0.push((name, user));
+            }
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> Option<(ChannelName, Option<UserId>)> {
+        let index = self.0.iter().position(|(n, _)| n.as_str() == name)?;
+        Some(self.0.swap_remove(index))
+    }
+}
+
+impl IntoIterator for JoinedChannels {
+    type Item = (ChannelName, Option<UserId>);
+    type IntoIter = std::vec::IntoIter<(ChannelName, Option<UserId>)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
     }
 }
 
