@@ -49,7 +49,8 @@ EOF
         --timeout-seconds 300 --fail-on-loss >"$OUT/$name.bench" 2>&1
     kill -INT "$pid"
     wait "$pid" || true
-    callgrind_annotate "$OUT/$name.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}'
+    # valgrind's own summary line: "==pid== Collected : N"
+    awk '/Collected :/ {print $NF}' "$OUT/$name.log" | tail -1
 }
 
 idle="$(run idle 0)"
@@ -57,5 +58,5 @@ busy="$(run delivery "$EVENTS")"
 deliveries=$((CONNECTIONS * EVENTS))
 echo "instructions: no events $idle, $EVENTS events $busy"
 python3 -c "print(f'instructions per delivery: {($busy - $idle) / $deliveries:,.0f} ($CONNECTIONS subscribers x $EVENTS events)')"
-echo "top functions of the delivery run (inclusive of nothing, self cost):"
-callgrind_annotate "$OUT/delivery.out" 2>/dev/null | sed -n '/file:function/,$p' | head -25
+echo "top functions of the delivery run (self cost):"
+callgrind_annotate "$OUT/delivery.out" 2>/dev/null | sed -n '/file:function/,$p' | head -25 || true

@@ -44,17 +44,17 @@ trap 'cleanup; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-start_redis() {
-    local port; port="$(free_port)"
-    taskset -c 1 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+# Both starters set globals instead of printing: a `$(…)` subshell would hide the pid from
+# `pids`, and the servers would outlive the script.
+start_redis() { # sets redis_port
+    redis_port="$(free_port)"
+    taskset -c 1 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$work" >"$work/redis.log" 2>&1 &
     pids+=($!)
-    for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-    echo "$port"
+    for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 }
 
-# start_node INDEX REDIS_PORT -> prints "PID PORT"
-start_node() {
+start_node() { # start_node INDEX REDIS_PORT; sets node_pid and node_port
     local port; port="$(free_port)"
     cat >"$work/node$1.toml" <<EOF
 [server]
@@ -83,7 +83,8 @@ EOF
         kill -0 "$pid" 2>/dev/null || { cat "$work/node$1.log" >&2; exit 1; }
         sleep 0.1
     done
-    echo "$pid $port"
+    node_pid="$pid"
+    node_port="$port"
 }
 
 bench() { # bench PORT PID JSON [flags...]
@@ -97,9 +98,12 @@ summary="$OUT/summary.tsv"
 printf 'nodes\tnode\tsubscribers\treceived\tlost\tdeliveries_per_s\tnode_cpu_us_per_delivery\tp99_ms\n' >"$summary"
 for n in $NODE_COUNTS; do
     echo "== $n node(s): $CONNECTIONS subscribers, $EVENTS events at $RATE/s"
-    redis_port="$(start_redis)"
+    start_redis
     nodes=()
-    for i in $(seq 1 "$n"); do nodes+=("$(start_node "$i" "$redis_port")"); done
+    for i in $(seq 1 "$n"); do
+        start_node "$i" "$redis_port"
+        nodes+=("$node_pid $node_port")
+    done
     per=$((CONNECTIONS / n))
     runners=()
     for i in $(seq 1 "$n"); do
@@ -129,9 +133,11 @@ PY
 done
 
 echo "== interest routing: subscribers on node 1 only, events through node 2"
-redis_port="$(start_redis)"
-read -r pid1 port1 <<<"$(start_node 1 "$redis_port")"
-read -r pid2 port2 <<<"$(start_node 2 "$redis_port")"
+start_redis
+start_node 1 "$redis_port"
+pid1="$node_pid" port1="$node_port"
+start_node 2 "$redis_port"
+pid2="$node_pid" port2="$node_port"
 bench "$port1" "$pid1" "$OUT/interest-node1.json" --connections 1000 --events "$EVENTS" --rate "$RATE" --listen-only \
     >"$OUT/interest-node1.log" 2>&1 &
 listener=$!
