@@ -119,10 +119,16 @@ pub struct RedisSentinel {
 
 impl RedisSentinel {
     pub fn start(name: &str, master: &RedisServer) -> Self {
+        Self::with_config(|port| {
+            format!("port {port}\nbind 127.0.0.1\nsentinel monitor {name} 127.0.0.1 {} 1\n", master.port)
+        })
+    }
+
+    /// A sentinel on a free port with the config `text(port)`.
+    fn with_config(text: impl FnOnce(u16) -> String) -> Self {
         let port = free_port();
         let conf = std::env::temp_dir().join(format!("herald-sentinel-{}-{port}.conf", std::process::id()));
-        let text = format!("port {port}\nbind 127.0.0.1\nsentinel monitor {name} 127.0.0.1 {} 1\n", master.port);
-        std::fs::write(&conf, text).expect("sentinel config");
+        std::fs::write(&conf, text(port)).expect("sentinel config");
         // The config file comes first; `--sentinel` makes redis-server a sentinel.
         let mut server = RedisServer {
             port,
@@ -208,22 +214,13 @@ impl RedisSentinel {
     }
 
     fn start_timed(name: &str, master: &RedisServer, timing: SentinelTiming) -> Self {
-        let port = free_port();
-        let conf = std::env::temp_dir().join(format!("herald-sentinel-{}-{port}.conf", std::process::id()));
-        let text = format!(
-            "port {port}\nbind 127.0.0.1\nsentinel monitor {name} 127.0.0.1 {} {}\n\
-             sentinel down-after-milliseconds {name} {}\nsentinel failover-timeout {name} {}\n",
-            master.port, timing.quorum, timing.down_after_ms, timing.failover_timeout_ms
-        );
-        std::fs::write(&conf, text).expect("sentinel config");
-        let mut server = RedisServer {
-            port,
-            config_file: Some(conf.display().to_string()),
-            extra: vec!["--sentinel".into()],
-            child: None,
-        };
-        server.restart();
-        Self { server, conf }
+        Self::with_config(|port| {
+            format!(
+                "port {port}\nbind 127.0.0.1\nsentinel monitor {name} 127.0.0.1 {} {}\n\
+                 sentinel down-after-milliseconds {name} {}\nsentinel failover-timeout {name} {}\n",
+                master.port, timing.quorum, timing.down_after_ms, timing.failover_timeout_ms
+            )
+        })
     }
 
     /// `SENTINEL MASTER name` as field → value (empty when the sentinel does not answer).
