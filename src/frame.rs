@@ -59,6 +59,17 @@ impl Frame {
         self.0.len()
     }
 
+    /// The frame's payload: its bytes after the header (server frames are unmasked, so the
+    /// header is 2, 4 or 10 bytes).
+    pub fn payload(&self) -> &[u8] {
+        let header = match self.0.get(1).map(|b| b & 0x7f) {
+            Some(126) => 4,
+            Some(127) => 10,
+            _ => 2,
+        };
+        self.0.get(header..).unwrap_or_default()
+    }
+
     /// Whether the frame is empty (never, for a real frame).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -81,6 +92,8 @@ mod tests {
         let f = Frame::text(&json);
         assert_eq!(&f.bytes()[..4], &[0x81, 126, 1, 44]);
         assert_eq!(f.len(), 304);
+        assert_eq!(f.payload(), json.as_bytes());
+        assert_eq!(Frame::text("{}").payload(), b"{}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod frame;
+pub mod history;
 pub mod metrics;
 pub mod outbox;
 pub mod server;

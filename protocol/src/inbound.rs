@@ -31,6 +31,12 @@ pub enum ClientMessage {
         channel: String,
         data: Option<String>,
     },
+    /// herald's extension: replay the channel's events after `since` ([`crate::history`]).
+    /// `since` is as sent; the session checks it, so a bad one gets a `recovery_failed`.
+    Recover {
+        channel: String,
+        since: String,
+    },
     /// Any other event name (unknown `pusher:*`, or an event without the `client-` prefix).
     Unknown {
         event: String,
@@ -65,6 +71,12 @@ struct SubscribeData {
 }
 
 #[derive(Deserialize, Default)]
+struct RecoverData {
+    channel: Option<String>,
+    since: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
 struct SigninData {
     auth: Option<String>,
     user_data: Option<String>,
@@ -95,6 +107,14 @@ impl ClientMessage {
                 let user_data =
                     d.user_data.ok_or(DecodeError::MissingField { event: "pusher:signin", field: "user_data" })?;
                 Ok(Self::Signin { auth, user_data })
+            }
+            crate::history::RECOVER_EVENT => {
+                let d: RecoverData = object_data(env.data).ok_or(DecodeError::InvalidJson)?;
+                let top = env.channel.and_then(|c| serde_json::from_str::<String>(c.get()).ok());
+                let channel =
+                    d.channel.or(top).ok_or(DecodeError::MissingField { event: "herald:recover", field: "channel" })?;
+                let since = d.since.ok_or(DecodeError::MissingField { event: "herald:recover", field: "since" })?;
+                Ok(Self::Recover { channel, since })
             }
             e if e.starts_with("client-") => {
                 let channel = env
@@ -177,6 +197,19 @@ mod tests {
             ClientMessage::decode(r#"{"event":"client-x","data":{}}"#),
             Err(DecodeError::ClientEventWithoutChannel)
         );
+    }
+
+    #[test]
+    fn a_recover_request_names_its_channel_in_data_or_beside_it() {
+        let want = ClientMessage::Recover { channel: "orders-1".into(), since: "5-2".into() };
+        let in_data = r#"{"event":"herald:recover","data":{"channel":"orders-1","since":"5-2"}}"#;
+        let beside = r#"{"event":"herald:recover","channel":"orders-1","data":"{\"since\":\"5-2\"}"}"#;
+        assert_eq!(ClientMessage::decode(in_data), Ok(want.clone()));
+        assert_eq!(ClientMessage::decode(beside), Ok(want));
+        assert!(matches!(
+            ClientMessage::decode(r#"{"event":"herald:recover","data":{"channel":"a"}}"#),
+            Err(DecodeError::MissingField { field: "since", .. })
+        ));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod channel;
 pub mod codes;
+pub mod history;
 pub mod http;
 pub mod inbound;
 pub mod outbound;

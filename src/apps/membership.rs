@@ -16,6 +16,7 @@ use crate::adapter::redis::RedisAdapter;
 use crate::adapter::Membership;
 use crate::channels::{ChannelSummary, ClusterJoin, JoinError, Joined, Subscriber};
 use crate::frame::Frame;
+use crate::history::Position;
 use crate::outbox::Outbox;
 use crate::users::{status_change_frame, status_frame};
 
@@ -25,18 +26,19 @@ impl App {
         self.cluster.as_ref().filter(|c| c.is_available())
     }
 
-    /// Subscribes `subscriber`; see [`ChannelRegistry::subscribe`](crate::channels::ChannelRegistry::subscribe).
+    /// Subscribes `subscriber`; see [`ChannelRegistry::subscribe_recovering`](crate::channels::ChannelRegistry::subscribe_recovering).
     pub async fn join(
         &self,
         name: &ChannelName,
         subscriber: &Subscriber,
         member: Option<&PresenceMember>,
+        recovering: bool,
     ) -> Result<Joined, JoinError> {
         let decided = match self.live_cluster() {
             Some(cluster) => self.decide_join(cluster, name, subscriber.socket_id, member).await?,
             None => None,
         };
-        let joined = self.channels.subscribe(name, subscriber, member, decided.as_ref())?;
+        let joined = self.channels.subscribe_recovering(name, subscriber, member, decided.as_ref(), recovering)?;
         self.debug.emit(|| {
             serde_json::json!({"type": "subscribed", "channel": name.as_str(), "socket_id": subscriber.socket_id.to_string(),
                 "user_id": member.map(|m| m.user_id.as_str())})
@@ -113,13 +115,35 @@ impl App {
 
     /// Publishes an event everywhere; `cache_data` for HTTP events on cache channels.
     pub fn publish(&self, name: &ChannelName, frame: &Frame, except: Option<SocketId>, cache_data: Option<&str>) {
-        let delivered = self.channels.publish(name, frame, except, cache_data);
+        self.publish_at(name, frame, None, except, cache_data);
+    }
+
+    /// [`publish`](Self::publish) for a frame that carries its history `position`, if any.
+    pub(super) fn publish_at(
+        &self,
+        name: &ChannelName,
+        frame: &Frame,
+        position: Option<Position>,
+        except: Option<SocketId>,
+        cache_data: Option<&str>,
+    ) {
+        let delivered = self.channels.publish_at(name, frame, position, except, cache_data);
+        self.published(name, frame, except, delivered);
+        self.store_cached(name, frame, cache_data);
+    }
+
+    /// Tells the dashboard about a published event.
+    pub(super) fn published(&self, name: &ChannelName, frame: &Frame, except: Option<SocketId>, delivered: usize) {
         self.debug.emit(|| {
-            let text = String::from_utf8_lossy(&frame.bytes()[frame_header_len(frame)..]).into_owned();
+            let text = String::from_utf8_lossy(frame.payload()).into_owned();
             let message: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
             serde_json::json!({"type": "event", "channel": name.as_str(), "message": message,
                 "excluded": except.map(|s| s.to_string()), "local_deliveries": delivered})
         });
+    }
+
+    /// In a cluster, stores a cache channel's event in Redis for the other nodes.
+    fn store_cached(&self, name: &ChannelName, frame: &Frame, cache_data: Option<&str>) {
         if let (Some(cluster), Some(data)) = (self.live_cluster(), cache_data) {
             let (cluster, app, channel) = (cluster.clone(), self.config.id.clone(), name.to_string());
             let (bytes, data, ttl) = (frame.bytes().clone(), data.to_string(), self.channels.policy().cache_ttl);
@@ -279,14 +303,5 @@ impl App {
         if let Some(cluster) = self.live_cluster() {
             cluster.terminate_user(&self.config.id, &UserId::new(user));
         }
-    }
-}
-
-/// Length of a server frame's WebSocket header (unmasked: 2, 4 or 10 bytes).
-fn frame_header_len(frame: &Frame) -> usize {
-    match frame.bytes().get(1).map(|b| b & 0x7f) {
-        Some(126) => 4,
-        Some(127) => 10,
-        _ => 2,
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use herald_protocol::presence::PresenceLimits;
 
 mod debug;
+mod history;
 mod membership;
 mod remote;
 
@@ -16,8 +17,10 @@ pub use remote::Inbound;
 
 use crate::adapter::redis::RedisAdapter;
 use crate::channels::{ChannelPolicy, ChannelRegistry, RemotePublish};
+use crate::config::pattern::matches_ignoring_case;
 use crate::config::AppConfig;
 use crate::frame::Frame;
+use crate::history::HistoryRules;
 use crate::metrics::{AppMetrics, Metrics};
 use crate::users::UserRegistry;
 use crate::webhooks::{AppWebhooks, LeaveCheck, Webhooks};
@@ -37,6 +40,9 @@ pub struct App {
     /// The app's HTTP API request budget, when it has one.
     pub api_limiter: Option<governor::DefaultDirectRateLimiter>,
     connections: AtomicU64,
+    /// In a cluster, history events of one channel are recorded and published one at a
+    /// time per node (striped by channel), so this node sends them in position order.
+    history_order: history::OrderLocks,
 }
 
 /// Holds one of the app's connection slots; dropping it frees the slot (and the cluster's
@@ -67,6 +73,7 @@ impl App {
             max_presence_members: config.max_presence_members,
             subscription_count: config.subscription_count,
             cache_ttl: std::time::Duration::from_secs(config.cache_ttl_seconds),
+            history: HistoryRules::new(config.history.clone()),
         };
         let remote = cluster
             .as_ref()
@@ -76,6 +83,7 @@ impl App {
             .and_then(std::num::NonZeroU32::new)
             .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n)));
         Self {
+            history_order: history::OrderLocks::default(),
             api_limiter,
             channels: ChannelRegistry::new(policy, webhooks.clone(), remote),
             cluster,
@@ -137,7 +145,7 @@ impl App {
         }
         let Some(origin) = origin else { return false };
         let host = origin_host(origin);
-        allowed.iter().any(|pattern| wildcard_match(pattern, host) || wildcard_match(pattern, origin))
+        allowed.iter().any(|pattern| matches_ignoring_case(pattern, host) || matches_ignoring_case(pattern, origin))
     }
 }
 
@@ -149,27 +157,6 @@ fn origin_host(origin: &str) -> &str {
         return rest.split_once(']').map_or(rest, |(h, _)| h.trim_start_matches('['));
     }
     rest.rsplit_once(':').map_or(rest, |(h, _)| h)
-}
-
-/// `*` matches any run of characters; everything else matches itself, case-insensitively.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (pattern, text) = (pattern.to_ascii_lowercase(), text.to_ascii_lowercase());
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// Every configured app.

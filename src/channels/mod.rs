@@ -10,14 +10,17 @@
 
 mod cache;
 mod counts;
+mod history;
 mod presence;
 mod queries;
+mod recovery;
 mod registry;
 mod state;
 #[cfg(test)]
 mod tests;
 
 pub use presence::Roster;
+pub use recovery::RecoveryStart;
 pub use registry::{
     ChannelPolicy, ChannelRegistry, ChannelSummary, ClusterJoin, JoinError, Joined, Left, RemotePublish, Subscriber,
 };

@@ -17,8 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use herald_protocol::history::position_of;
 use herald_protocol::{ChannelName, PresenceMember, ServerMessage, SocketId, UserId};
-use parking_lot::RwLock;
+use std::sync::atomic::AtomicUsize;
+
+use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
 
 use super::cache::{CacheSlot, CachedEvent};
@@ -26,6 +29,7 @@ use super::counts;
 use super::state::ChannelState;
 use crate::adapter::{JoinOutcome, LeaveOutcome};
 use crate::frame::Frame;
+use crate::history::{ChannelLog, HistoryRules, Position};
 use crate::outbox::Outbox;
 use crate::webhooks::{AppWebhooks, LeaveCheck, WebhookEvent};
 
@@ -43,6 +47,8 @@ pub struct ChannelPolicy {
     /// Send `pusher_internal:subscription_count` (and its webhook) on non-presence channels.
     pub subscription_count: bool,
     pub cache_ttl: Duration,
+    /// Channels that keep their recent events.
+    pub history: HistoryRules,
 }
 
 /// Where frames for the other nodes go: the cluster adapter, absent on a single node.
@@ -108,6 +114,9 @@ pub struct ChannelSummary {
 pub struct ChannelRegistry {
     pub(super) channels: DashMap<ChannelName, Arc<Channel>>,
     pub(super) caches: DashMap<ChannelName, CacheSlot>,
+    /// History channels' events, on a single node (in a cluster they live in Redis).
+    pub(super) logs: DashMap<ChannelName, Arc<Mutex<ChannelLog>>>,
+    pub(super) logs_created: AtomicUsize,
     policy: ChannelPolicy,
     webhooks: AppWebhooks,
     remote: Option<Arc<dyn RemotePublish>>,
@@ -115,7 +124,8 @@ pub struct ChannelRegistry {
 
 impl ChannelRegistry {
     pub fn new(policy: ChannelPolicy, webhooks: AppWebhooks, remote: Option<Arc<dyn RemotePublish>>) -> Self {
-        Self { channels: DashMap::new(), caches: DashMap::new(), policy, webhooks, remote }
+        let (logs, logs_created) = (DashMap::new(), AtomicUsize::new(0));
+        Self { channels: DashMap::new(), caches: DashMap::new(), logs, logs_created, policy, webhooks, remote }
     }
 
     pub fn policy(&self) -> &ChannelPolicy {
@@ -132,6 +142,20 @@ impl ChannelRegistry {
         member: Option<&PresenceMember>,
         cluster: Option<&ClusterJoin>,
     ) -> Result<Joined, JoinError> {
+        self.subscribe_recovering(name, subscriber, member, cluster, false)
+    }
+
+    /// [`subscribe`](Self::subscribe); with `recovering` on a history channel, the socket's live
+    /// history events are held back until [`finish_recovery`](Self::finish_recovery).
+    pub fn subscribe_recovering(
+        &self,
+        name: &ChannelName,
+        subscriber: &Subscriber,
+        member: Option<&PresenceMember>,
+        cluster: Option<&ClusterJoin>,
+        recovering: bool,
+    ) -> Result<Joined, JoinError> {
+        let keeps_history = self.policy.history.for_channel(name.as_str()).is_some();
         loop {
             let channel = self.channels.entry(name.clone()).or_insert_with(|| Arc::new(Channel::new())).clone();
             let mut state = channel.state.write();
@@ -140,11 +164,14 @@ impl ChannelRegistry {
             }
             let already_subscribed = state.contains(subscriber.socket_id);
             let locally_occupied = state.is_empty();
+            if keeps_history {
+                state.track_history();
+            }
             if !already_subscribed {
                 if cluster.is_none() {
                     self.check_room(&state, member)?;
                 }
-                self.add(&mut state, name, subscriber, member, cluster.map(|c| c.outcome));
+                self.add(&mut state, name, subscriber, member, cluster.map(|c| c.outcome), recovering);
             }
             let succeeded = match cluster.and_then(|c| c.roster_json.as_deref()) {
                 Some(roster) => {
@@ -181,12 +208,13 @@ impl ChannelRegistry {
         subscriber: &Subscriber,
         member: Option<&PresenceMember>,
         cluster: Option<JoinOutcome>,
+        recovering: bool,
     ) {
         let occupied = cluster.map_or(state.is_empty(), |o| o.occupied && !o.occupancy_resumed);
         if occupied {
             self.webhooks.emit(WebhookEvent::ChannelOccupied { channel: name.clone() });
         }
-        let first_here = state.insert(subscriber, member);
+        let first_here = state.insert(subscriber, member, recovering);
         let Some(m) = member else { return };
         if cluster.map_or(first_here, |o| o.member_added) {
             let user_info = state.roster.user_info(&m.user_id).or(m.user_info.as_deref());
@@ -290,6 +318,18 @@ impl ChannelRegistry {
         except: Option<SocketId>,
         cache_data: Option<&str>,
     ) -> usize {
+        self.publish_at(name, frame, None, except, cache_data)
+    }
+
+    /// [`publish`](Self::publish) for a frame that carries its history `position`, if any.
+    pub fn publish_at(
+        &self,
+        name: &ChannelName,
+        frame: &Frame,
+        position: Option<Position>,
+        except: Option<SocketId>,
+        cache_data: Option<&str>,
+    ) -> usize {
         self.forward(name, frame, except);
         let channel = self.channels.get(name).map(|c| c.clone());
         let state = channel.as_ref().map(|c| c.state.read());
@@ -298,14 +338,24 @@ impl ChannelRegistry {
             let event = CachedEvent { frame: frame.clone(), data: Arc::from(data), expires };
             self.caches.entry(name.clone()).or_default().last = Some(event);
         }
-        state.map_or(0, |s| s.broadcast(frame, except))
+        let delivered = match (&state, position) {
+            (None, _) => 0,
+            (Some(s), Some(position)) => s.broadcast_at(frame, position, except),
+            (Some(s), None) => s.broadcast(frame, except),
+        };
+        drop(state);
+        delivered
     }
 
     /// Queues a frame that another node published to the local subscribers only.
     pub fn deliver_remote(&self, name: &str, frame: &Frame, except: Option<SocketId>) -> usize {
         let Some(channel) = self.channels.get(name).map(|c| c.clone()) else { return 0 };
         let state = channel.state.read();
-        state.broadcast(frame, except)
+        let position = state.tracking().and_then(|_| position_of(frame.payload()));
+        match position {
+            Some(position) => state.broadcast_at(frame, position, except),
+            None => state.broadcast(frame, except),
+        }
     }
 
     pub(super) fn forward(&self, name: &ChannelName, frame: &Frame, except: Option<SocketId>) {

@@ -13,6 +13,7 @@ use crate::webhooks::AppWebhooks;
 
 fn registry(max_members: usize, counting: bool) -> ChannelRegistry {
     let policy = ChannelPolicy {
+        history: Default::default(),
         max_presence_members: max_members,
         subscription_count: counting,
         cache_ttl: Duration::from_secs(60),

@@ -62,6 +62,34 @@ pub struct AppConfig {
     /// Where this app's webhooks go.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookTarget>,
+    /// Channels that keep their recent events for recovery (herald's extension; the first
+    /// rule whose pattern matches a channel applies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryRule>,
+}
+
+/// Which channels keep history, and how much (`[[apps.history]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryRule {
+    /// Channel names, `*` matching any run of characters (`orders-*`, `private-chat-*`).
+    pub channels: String,
+    /// Events kept per channel, the oldest dropped first.
+    #[serde(default = "defaults::history_max_events")]
+    pub max_events: usize,
+    /// Events older than this are not replayed; a channel silent this long forgets its history.
+    #[serde(default = "defaults::history_max_age_seconds")]
+    pub max_age_seconds: u64,
+}
+
+/// Most events one channel may keep: a replay is sent at once into one outbox.
+pub const HISTORY_MAX_EVENTS_LIMIT: usize = 10_000;
+
+impl HistoryRule {
+    /// Whether this rule covers `channel` (case-sensitive, as channel names are).
+    pub fn matches(&self, channel: &str) -> bool {
+        crate::config::pattern::matches(&self.channels, channel)
+    }
 }
 
 fn yes() -> bool {
@@ -102,6 +130,12 @@ mod defaults {
     pub fn cache_ttl_seconds() -> u64 {
         1800
     }
+    pub fn history_max_events() -> usize {
+        100
+    }
+    pub fn history_max_age_seconds() -> u64 {
+        300
+    }
 }
 
 impl AppConfig {
@@ -130,6 +164,7 @@ impl AppConfig {
             cache_ttl_seconds: defaults::cache_ttl_seconds(),
             webhook_batching: false,
             webhooks: Vec::new(),
+            history: Vec::new(),
         }
     }
 
@@ -172,6 +207,18 @@ impl AppConfig {
         }
         for (i, target) in self.webhooks.iter().enumerate() {
             target.validate(&format!("{at}.webhooks[{i}]"))?;
+        }
+        for (i, rule) in self.history.iter().enumerate() {
+            let at = format!("{at}.history[{i}]");
+            if rule.channels.is_empty() {
+                return Err(invalid(format!("{at}.channels"), "must name a channel or a pattern like \"orders-*\""));
+            }
+            if rule.max_events == 0 || rule.max_events > HISTORY_MAX_EVENTS_LIMIT {
+                return Err(invalid(format!("{at}.max_events"), format!("must be 1 to {HISTORY_MAX_EVENTS_LIMIT}")));
+            }
+            if rule.max_age_seconds == 0 {
+                return Err(invalid(format!("{at}.max_age_seconds"), "must be greater than 0"));
+            }
         }
         if self.allowed_origins.is_empty() {
             return Err(invalid(format!("{at}.allowed_origins"), "must list at least one origin (\"*\" allows all)"));

@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 
 mod adapter;
 mod app;
+pub mod pattern;
 mod webhooks;
 
 pub use adapter::{AdapterConfig, AdapterDriver};
-pub use app::AppConfig;
+pub use app::{AppConfig, HistoryRule, HISTORY_MAX_EVENTS_LIMIT};
 pub use webhooks::{WebhookTarget, WebhooksConfig};
 
 /// The whole configuration.

@@ -44,6 +44,11 @@ impl Keys {
         }
     }
 
+    /// A history channel's stream, in the channel's hash slot.
+    pub fn history(&self, app: &str, channel: &str) -> String {
+        format!("{}:{{{app}:{channel}}}:history", self.prefix)
+    }
+
     pub fn channel_index(&self, app: &str) -> String {
         format!("{}:{app}:channels", self.prefix)
     }

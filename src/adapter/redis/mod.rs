@@ -14,6 +14,7 @@
 
 mod breaker;
 mod channels;
+mod history;
 mod keys;
 mod link;
 mod liveness;

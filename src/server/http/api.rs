@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 
-use super::{events, json, queries, ApiError};
+use super::{events, history, json, queries, ApiError};
 use crate::apps::App;
 use crate::metrics::Rejection;
 use crate::server::{Body, Shared};
@@ -75,6 +75,7 @@ async fn serve(shared: &Shared, request: Request<Incoming>, path: &str) -> Resul
         (["channels"], &Method::GET) => queries::channels(&req).await,
         (["channels", name], &Method::GET) => queries::channel(&req, name).await,
         (["channels", name, "users"], &Method::GET) => queries::users(&req, name).await,
+        (["channels", name, "history"], &Method::GET) => history::history(&req, name).await,
         (["users", user_id, "terminate_connections"], &Method::POST) => queries::terminate(&req, user_id),
         (["connections"], &Method::GET) => {
             Ok(serde_json::json!({ "connections": app.connections().await }).to_string())

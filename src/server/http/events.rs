@@ -47,7 +47,7 @@ impl Info {
 pub async fn trigger(req: &Authorized<'_>) -> Result<String, ApiError> {
     let body: TriggerBody<'_> = parse_json(&req.body)?;
     let trigger = validate(req, body, false)?;
-    publish(req, &trigger);
+    publish(req, &trigger).await;
     if !trigger.info.any() {
         return Ok("{}".into());
     }
@@ -69,7 +69,7 @@ pub async fn batch(req: &Authorized<'_>) -> Result<String, ApiError> {
     }
     let triggers = body.batch.into_iter().map(|item| validate(req, item, true)).collect::<Result<Vec<_>, _>>()?;
     for trigger in &triggers {
-        publish(req, trigger);
+        publish(req, trigger).await;
     }
     if !triggers.iter().any(|t| t.info.any()) {
         return Ok("{}".into());
@@ -133,7 +133,7 @@ fn validate(req: &Authorized<'_>, body: TriggerBody<'_>, single_channel: bool) -
     Ok(Trigger { name, data, channels, except, info: Info::parse(body.info.as_deref()) })
 }
 
-fn publish(req: &Authorized<'_>, trigger: &Trigger) {
+async fn publish(req: &Authorized<'_>, trigger: &Trigger) {
     for channel in &trigger.channels {
         let started = std::time::Instant::now();
         let message = ServerMessage::Event {
@@ -142,14 +142,13 @@ fn publish(req: &Authorized<'_>, trigger: &Trigger) {
             data: Some(&trigger.data),
             user_id: None,
         };
-        let frame = Frame::message(&message);
         match channel.server_to_user_id() {
             Some(user_id) => {
-                req.app.send_to_user(user_id, &frame);
+                req.app.send_to_user(user_id, &Frame::message(&message));
             }
             None => {
                 let cache_data = channel.is_cache().then_some(trigger.data.as_str());
-                req.app.publish(channel, &frame, trigger.except, cache_data);
+                req.app.publish_event(channel, &message, trigger.except, cache_data).await;
             }
         }
         req.app.metrics.fanout_latency.observe(started.elapsed().as_secs_f64());

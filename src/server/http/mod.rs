@@ -2,6 +2,7 @@
 
 pub mod api;
 mod events;
+mod history;
 mod queries;
 
 use bytes::Bytes;
@@ -27,6 +28,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// What was asked for existed once and is not kept any more (a history position).
+    #[error("{0}")]
+    Gone(String),
+    /// A store the answer needs cannot be reached (Redis, during an outage).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -39,6 +46,8 @@ impl ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Gone(_) => StatusCode::GONE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

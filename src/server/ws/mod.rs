@@ -3,6 +3,7 @@
 
 mod connection;
 mod gate;
+mod recovery;
 pub mod session;
 mod write;
 

@@ -15,8 +15,9 @@ use herald_protocol::user::{SignedInUser, UserDataError};
 use herald_protocol::{ChannelKind, ChannelName, ClientMessage, DecodeError, ErrorCode, PresenceMember, ServerMessage};
 use herald_protocol::{SocketId, UserId};
 
+use super::recovery::{self, PendingRecoveries};
 use crate::apps::App;
-use crate::channels::{JoinError, Subscriber};
+use crate::channels::{JoinError, RecoveryStart, Subscriber};
 use crate::frame::Frame;
 use crate::metrics::Rejection;
 use crate::outbox::Outbox;
@@ -96,6 +97,8 @@ pub struct Session {
     client_events: Option<Box<DefaultDirectRateLimiter>>,
     /// Signed in, or subscribed to a private or presence channel ("authorized connections").
     authorized: bool,
+    /// `herald:recover` requests waiting for their channel's subscription.
+    pending: PendingRecoveries,
 }
 
 impl Session {
@@ -108,6 +111,7 @@ impl Session {
             user: None,
             client_events: None,
             authorized: false,
+            pending: PendingRecoveries::default(),
         }
     }
 
@@ -149,8 +153,9 @@ impl Session {
             ClientMessage::Unsubscribe { channel } => self.unsubscribe(&channel).await,
             ClientMessage::Signin { auth, user_data } => self.signin(&auth, &user_data).await?,
             ClientMessage::ClientEvent { event, channel, data } => {
-                self.client_event(&event, &channel, data.as_deref())?
+                self.client_event(&event, &channel, data.as_deref()).await?
             }
+            ClientMessage::Recover { channel, since } => self.recover(&channel, &since).await,
             ClientMessage::Unknown { event } => tracing::debug!(socket_id = %self.me.socket_id, event, "ignored"),
         }
         Ok(())
@@ -180,12 +185,42 @@ impl Session {
             self.send(&ServerMessage::SubscriptionSucceeded { channel: name.as_str(), data_json: "{}" });
             return Ok(());
         }
-        let joined = self.app.join(&name, &self.me, member.as_ref()).await?;
+        let recovery = self.pending.take(name.as_str());
+        let joined = self.app.join(&name, &self.me, member.as_ref(), recovery.is_some()).await?;
         if !joined.already_subscribed {
             self.channels.insert(name.clone(), member.map(|m| m.user_id));
         }
         self.authorized |= name.kind().needs_auth();
+        if let Some(since) = recovery {
+            let start = match joined.already_subscribed {
+                true => self.app.channels.begin_recovery(&name, self.me.socket_id),
+                false => Some(RecoveryStart { had_from: None }),
+            };
+            if let Some(start) = start {
+                self.app.recover(&name, self.me.socket_id, since, start).await;
+            }
+        }
         Ok(())
+    }
+
+    /// `herald:recover`: replays now on a subscribed channel, or when the subscription comes.
+    async fn recover(&mut self, channel: &str, since: &str) {
+        let (name, since) = match recovery::check(&self.app, channel, since, self.limits.max_channel_name_length) {
+            Ok(checked) => checked,
+            Err(failed) => {
+                let _ = self.me.outbox.push(failed);
+                return;
+            }
+        };
+        if !self.channels.contains(name.as_str()) {
+            if let Err(failed) = self.pending.add(name, since) {
+                let _ = self.me.outbox.push(failed);
+            }
+            return;
+        }
+        if let Some(start) = self.app.channels.begin_recovery(&name, self.me.socket_id) {
+            self.app.recover(&name, self.me.socket_id, since, start).await;
+        }
     }
 
     /// Checks the subscription's signature; for presence, returns who is joining.
@@ -255,7 +290,7 @@ impl Session {
         Ok(())
     }
 
-    fn client_event(&mut self, event: &str, channel: &str, data: Option<&str>) -> Result<(), SessionError> {
+    async fn client_event(&mut self, event: &str, channel: &str, data: Option<&str>) -> Result<(), SessionError> {
         let config = &self.app.config;
         if !config.client_events {
             return Err(SessionError::ClientEventsDisabled);
@@ -287,7 +322,7 @@ impl Session {
             return Err(SessionError::ClientEventRateLimited(per_second));
         }
         let message = ServerMessage::Event { event, channel, data, user_id: user_id.as_ref().map(UserId::as_str) };
-        self.app.publish(name, &Frame::message(&message), Some(self.me.socket_id), None);
+        self.app.publish_event(name, &message, Some(self.me.socket_id), None).await;
         if self.app.webhooks.wants("client_event") {
             self.app.webhooks.emit(WebhookEvent::ClientEvent {
                 channel: name.clone(),
