@@ -40,8 +40,9 @@ use crate::frame::Frame;
 use crate::metrics::Rejection;
 use crate::outbox::Outbox;
 
-/// Chunks waiting between the stream task and hyper (each up to 64 messages).
-const CHUNKS_IN_FLIGHT: usize = 4;
+/// Chunks waiting between the stream task and hyper (each up to 64 messages): one, so what a
+/// slow client has not taken is in the outbox, where its byte cap applies.
+const CHUNKS_IN_FLIGHT: usize = 1;
 
 /// Serves `/app/{key}/events`: a stream, or a JSON refusal. `abort` drops the connection.
 pub async fn handle(
