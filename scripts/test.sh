@@ -7,7 +7,7 @@
 #
 # Steps:
 #   1. install what is missing, idempotently: Debian packages (redis-server, redis-tools, openssl,
-#      chromium (the dashboard test drives it with playwright-core),
+#      chromium (the dashboard and SSE tests drive it with playwright-core), curl (the SSE test),
 #      python3-venv, and
 #      Node.js only if `node` is missing or older than 20.19), `npm ci` in compat-tests (skipped
 #      when package-lock.json is unchanged), and compat-tests/requirements.txt into
@@ -119,6 +119,7 @@ install_deps() {
   command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
   command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
   [ -x /usr/bin/chromium ] || pkgs+=(chromium)
+  command -v curl >/dev/null 2>&1 || pkgs+=(curl)
   command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
   venv_ok || pkgs+=(python3-venv python3-pip)
   if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}" || return 1; fi

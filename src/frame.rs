@@ -70,6 +70,23 @@ impl Frame {
         self.0.get(header..).unwrap_or_default()
     }
 
+    /// The payload of a text frame, `None` for any other frame: what a transport that is not
+    /// a WebSocket (Server-Sent Events) sends of it.
+    pub fn text_payload(&self) -> Option<&[u8]> {
+        let bytes = &self.0;
+        let (first, second) = (*bytes.first()?, *bytes.get(1)?);
+        // Only complete, unmasked text frames: the only text frames a server sends.
+        if first != 0x81 || second & 0x80 != 0 {
+            return None;
+        }
+        let (len, start): (usize, usize) = match second {
+            126 => (usize::from(u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?)), 4),
+            127 => (usize::try_from(u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?)).ok()?, 10),
+            n => (usize::from(n), 2),
+        };
+        bytes.get(start..start.checked_add(len)?)
+    }
+
     /// Whether the frame is empty (never, for a real frame).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -94,6 +111,21 @@ mod tests {
         assert_eq!(f.len(), 304);
         assert_eq!(f.payload(), json.as_bytes());
         assert_eq!(Frame::text("{}").payload(), b"{}");
+    }
+
+    #[test]
+    fn text_payload_reads_every_length_form() {
+        for len in [0, 2, 125, 126, 300, 70_000] {
+            let json = "x".repeat(len);
+            assert_eq!(Frame::text(&json).text_payload(), Some(json.as_bytes()), "length {len}");
+        }
+    }
+
+    #[test]
+    fn control_frames_have_no_text_payload() {
+        assert_eq!(Frame::close(4100, "Slow consumer").text_payload(), None);
+        assert_eq!(Frame::pong(b"x").text_payload(), None);
+        assert_eq!(Frame::from_wire(bytes::Bytes::from_static(&[0x81, 5, b'a'])).text_payload(), None);
     }
 
     #[test]

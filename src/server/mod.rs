@@ -5,6 +5,7 @@ mod cluster;
 mod dashboard;
 pub mod http;
 mod socket_ids;
+mod sse;
 pub mod tls;
 pub mod ws;
 
@@ -225,10 +226,14 @@ where
 {
     let stopped = shared.stopped.clone();
     let header_timeout = Duration::from_secs(shared.config.header_read_timeout_seconds);
+    // Cancelled by an event stream whose client stopped reading (the connection is dropped),
+    // and when the connection ends (so the stream stops waiting for it).
+    let abort = CancellationToken::new();
+    let _ended = abort.clone().drop_guard();
+    let aborts = abort.clone();
     let service = service_fn(move |request| {
-        let shared = shared.clone();
-        let tracker = tracker.clone();
-        async move { Ok::<_, Infallible>(route(shared, request, peer, &tracker).await) }
+        let (shared, tracker, abort) = (shared.clone(), tracker.clone(), aborts.clone());
+        async move { Ok::<_, Infallible>(route(shared, request, peer, &tracker, &abort).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -242,8 +247,12 @@ where
         },
         () = stopped.cancelled() => {
             connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+            tokio::select! {
+                _ = connection => {}
+                () = abort.cancelled() => {}
+            }
         }
+        () = abort.cancelled() => tracing::debug!(%peer, "connection dropped: its event stream was abandoned"),
     }
 }
 
@@ -252,25 +261,26 @@ async fn route(
     mut request: Request<Incoming>,
     peer: SocketAddr,
     tracker: &TaskTracker,
+    abort: &CancellationToken,
 ) -> Response<Body> {
     let prefix = shared.config.path_prefix.as_str();
     let path = request.uri().path().to_string();
     let Some(path) = path.strip_prefix(prefix) else {
         return http::not_found();
     };
+    // `/app/{key}/events` before `/app/{key}`, which only takes WebSocket upgrades.
+    if let Some(key) = path.strip_prefix("/app/").and_then(|rest| rest.strip_suffix("/events")) {
+        if !key.is_empty() && !key.contains('/') {
+            return sse::handle(&shared, request, key, peer, tracker, abort).await;
+        }
+    }
     if let Some(key) = path.strip_prefix("/app/") {
         if key.is_empty() || key.contains('/') || !fastwebsockets::upgrade::is_upgrade_request(&request) {
             return http::not_found();
         }
-        if let Some(limiter) = &shared.connection_attempts {
-            let ip = client_ip(&request, peer, shared.config.trust_forwarded_for);
-            if limiter.check_key(&ip).is_err() {
-                if let Some(app) = shared.apps.by_key(key) {
-                    app.metrics.reject(crate::metrics::Rejection::ConnectionRate);
-                }
-                return http::ApiError::TooManyRequests("Too many connection attempts from this address".into())
-                    .into_response();
-            }
+        if over_attempt_rate(&shared, &request, peer, key) {
+            return http::ApiError::TooManyRequests("Too many connection attempts from this address".into())
+                .into_response();
         }
         let handshake = ws::Handshake {
             app_key: key.to_string(),
@@ -303,6 +313,20 @@ async fn route(
         "/readyz" => http::json(hyper::StatusCode::OK, r#"{"ready":true}"#.to_string()),
         _ => http::not_found(),
     }
+}
+
+/// Whether a connection attempt (WebSocket or event stream) for app `key` is over the
+/// per-address rate; counted as a rejection when it is.
+fn over_attempt_rate(shared: &Shared, request: &Request<Incoming>, peer: SocketAddr, key: &str) -> bool {
+    let Some(limiter) = &shared.connection_attempts else { return false };
+    let ip = client_ip(request, peer, shared.config.trust_forwarded_for);
+    if limiter.check_key(&ip).is_ok() {
+        return false;
+    }
+    if let Some(app) = shared.apps.by_key(key) {
+        app.metrics.reject(crate::metrics::Rejection::ConnectionRate);
+    }
+    true
 }
 
 /// The client's address: the peer, or the first `X-Forwarded-For` entry behind a trusted proxy.

@@ -136,11 +136,37 @@ impl Session {
             Err(error) => Err(error.into()),
         };
         if let Err(error) = result {
-            tracing::debug!(socket_id = %self.me.socket_id, %error, "client message refused");
-            let message = error.to_string();
-            let code = error.code().map(ErrorCode::code);
-            self.send(&ServerMessage::Error { code, message: &message });
+            self.report(&error);
         }
+    }
+
+    /// Subscribes as a `pusher:subscribe` would; a refusal is answered with `pusher:error`.
+    /// Transports without inbound messages (Server-Sent Events) subscribe this way.
+    pub async fn subscribe_or_report(&mut self, channel: &str, auth: Option<&str>, channel_data: Option<&str>) {
+        if let Err(error) = self.subscribe(channel, auth, channel_data).await {
+            self.report(&error);
+        }
+    }
+
+    /// Checks a subscription exactly as [`subscribe_or_report`](Self::subscribe_or_report)
+    /// will (the channel name, the signature over this socket id, presence data) without
+    /// joining, so a transport can refuse a bad request before it starts.
+    pub fn check_subscription(
+        &self,
+        channel: &str,
+        auth: Option<&str>,
+        channel_data: Option<&str>,
+    ) -> Result<ChannelName, SessionError> {
+        let name = ChannelName::parse(channel, self.limits.max_channel_name_length)?;
+        self.authorize(&name, auth.unwrap_or(""), channel_data)?;
+        Ok(name)
+    }
+
+    fn report(&self, error: &SessionError) {
+        tracing::debug!(socket_id = %self.me.socket_id, %error, "client message refused");
+        let message = error.to_string();
+        let code = error.code().map(ErrorCode::code);
+        self.send(&ServerMessage::Error { code, message: &message });
     }
 
     async fn handle(&mut self, message: ClientMessage) -> Result<(), SessionError> {
@@ -204,7 +230,7 @@ impl Session {
     }
 
     /// `herald:recover`: replays now on a subscribed channel, or when the subscription comes.
-    async fn recover(&mut self, channel: &str, since: &str) {
+    pub async fn recover(&mut self, channel: &str, since: &str) {
         let (name, since) = match recovery::check(&self.app, channel, since, self.limits.max_channel_name_length) {
             Ok(checked) => checked,
             Err(failed) => {
