@@ -88,3 +88,20 @@ async fn client_event_rate_limit_rejections_are_counted_by_kind() {
     assert_eq!(value(&text, &series), 1.0);
     a.close().await;
 }
+
+#[tokio::test]
+async fn history_recoveries_are_counted_by_outcome() {
+    let mut app = common::app();
+    app.history =
+        vec![herald::config::HistoryRule { channels: "orders-*".into(), max_events: 10, max_age_seconds: 60 }];
+    let server = TestServer::with_app(app).await;
+    let mut client = server.connect().await;
+    client.send_json(json!({"event": "herald:recover", "data": {"channel": "orders-1", "since": "latest"}})).await;
+    client.subscribe("orders-1").await;
+    client.expect_event("herald:recovered").await;
+    client.send_json(json!({"event": "herald:recover", "data": {"channel": "news", "since": "1-1"}})).await;
+    client.expect_event("herald:recovery_failed").await;
+    let text = scrape(&server).await;
+    assert_eq!(value(&text, r#"herald_history_recoveries_total{app_id="app1",outcome="recovered"}"#), 1.0);
+    assert_eq!(value(&text, r#"herald_history_recoveries_total{app_id="app1",outcome="failed"}"#), 1.0);
+}

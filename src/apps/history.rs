@@ -56,6 +56,7 @@ impl App {
                 self.publish_at(name, &frame, Some(position), except, cache_data);
             }
             Err(error) => {
+                self.metrics.history_unrecorded.inc();
                 tracing::warn!(%error, channel = name.as_str(), "could not record a history event; sent without a position");
                 self.publish(name, &Frame::text(&json), except, cache_data);
             }
@@ -87,6 +88,10 @@ impl App {
     /// recovering), what it missed after `since`, then the outcome event.
     pub async fn recover(&self, name: &ChannelName, socket: SocketId, since: Since, start: RecoveryStart) {
         let read = self.read_history(name, since).await;
+        match &read {
+            Ok(_) => self.metrics.recoveries_done.inc(),
+            Err(_) => self.metrics.recoveries_failed.inc(),
+        }
         self.channels.finish_recovery(name, socket, since, start, read);
     }
 }

@@ -75,6 +75,8 @@ pub struct Metrics {
     webhook_breakers_open: IntGauge,
     presence_members: IntGaugeVec,
     channels: IntGaugeVec,
+    history_recoveries: IntCounterVec,
+    history_unrecorded: IntCounterVec,
 }
 
 /// One app's handles into [`Metrics`], resolved once.
@@ -93,6 +95,12 @@ pub struct AppMetrics {
     rejections: Vec<IntCounter>,
     pub presence_members: IntGauge,
     pub channels: IntGauge,
+    /// History recoveries answered with `herald:recovered`.
+    pub recoveries_done: IntCounter,
+    /// History recoveries answered with `herald:recovery_failed`.
+    pub recoveries_failed: IntCounter,
+    /// Events on history channels the cluster could not record (delivered without a position).
+    pub history_unrecorded: IntCounter,
 }
 
 impl AppMetrics {
@@ -177,6 +185,16 @@ impl Metrics {
             ),
             presence_members: gauge("presence_members", "Distinct users across presence channels"),
             channels: gauge("channels", "Occupied channels"),
+            history_recoveries: counter(
+                "history_recoveries_total",
+                "Recovery requests on history channels, by outcome (recovered, failed)",
+                &["app_id", "outcome"],
+            ),
+            history_unrecorded: counter(
+                "history_unrecorded_total",
+                "Events on history channels delivered without a position because the cluster could not record them",
+                app,
+            ),
             registry,
         }
     }
@@ -213,6 +231,9 @@ impl Metrics {
                 .collect(),
             presence_members: self.presence_members.with_label_values(l),
             channels: self.channels.with_label_values(l),
+            recoveries_done: self.history_recoveries.with_label_values(&[app_id, "recovered"]),
+            recoveries_failed: self.history_recoveries.with_label_values(&[app_id, "failed"]),
+            history_unrecorded: self.history_unrecorded.with_label_values(l),
         }
     }
 }

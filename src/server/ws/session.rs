@@ -234,12 +234,14 @@ impl Session {
         let (name, since) = match recovery::check(&self.app, channel, since, self.limits.max_channel_name_length) {
             Ok(checked) => checked,
             Err(failed) => {
+                self.app.metrics.recoveries_failed.inc();
                 let _ = self.me.outbox.push(failed);
                 return;
             }
         };
         if !self.channels.contains(name.as_str()) {
             if let Err(failed) = self.pending.add(name, since) {
+                self.app.metrics.recoveries_failed.inc();
                 let _ = self.me.outbox.push(failed);
             }
             return;
