@@ -63,6 +63,22 @@ impl Frame {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The message inside a text frame (its JSON), for transports that are not WebSockets;
+    /// `None` for control frames. Server frames are unmasked, so the payload follows the
+    /// 2, 4 or 10 byte header as it is.
+    pub fn text_payload(&self) -> Option<&[u8]> {
+        let (first, second) = (*self.0.first()?, *self.0.get(1)?);
+        if first & 0x0f != OpCode::Text as u8 || second & 0x80 != 0 {
+            return None;
+        }
+        let header = match second & 0x7f {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        self.0.get(header..)
+    }
 }
 
 #[cfg(test)]
@@ -81,6 +97,21 @@ mod tests {
         let f = Frame::text(&json);
         assert_eq!(&f.bytes()[..4], &[0x81, 126, 1, 44]);
         assert_eq!(f.len(), 304);
+    }
+
+    #[test]
+    fn text_payload_skips_each_header_size() {
+        assert_eq!(Frame::text("{}").text_payload(), Some(&b"{}"[..]));
+        let medium = "m".repeat(300);
+        assert_eq!(Frame::text(&medium).text_payload(), Some(medium.as_bytes()));
+        let long = "l".repeat(70_000);
+        assert_eq!(Frame::text(&long).text_payload(), Some(long.as_bytes()));
+    }
+
+    #[test]
+    fn control_frames_have_no_text_payload() {
+        assert_eq!(Frame::close(4200, "bye").text_payload(), None);
+        assert_eq!(Frame::pong(b"x").text_payload(), None);
     }
 
     #[test]
