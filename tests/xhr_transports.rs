@@ -127,6 +127,18 @@ async fn a_quiet_session_is_pinged_kept_by_its_pong_and_closed_with_4201_without
 }
 
 #[tokio::test]
+async fn a_sent_message_over_the_size_limit_closes_the_session_with_1009() {
+    let server = TestServer::start().await;
+    let (client, mut stream, _) = open_stream(&server, "4/toolarge").await;
+    let huge = serde_json::to_string(&["x".repeat(server.config.server.max_message_bytes * 7)]).unwrap();
+    assert_eq!(client.send_raw(huge).await, 413, "a body past one escaped message is refused unread");
+    let data = "x".repeat(server.config.server.max_message_bytes);
+    let big = json!({"event": "client-big", "channel": "private-x", "data": data});
+    assert_eq!(client.send(&[big]).await, 204);
+    assert_eq!(stream.expect_close().await.0, 1009);
+}
+
+#[tokio::test]
 async fn a_send_to_an_unknown_session_is_404() {
     let server = TestServer::start().await;
     assert_eq!(client(&server, "6/nobodyyy").send(&[json!({"event": "pusher:ping", "data": {}})]).await, 404);

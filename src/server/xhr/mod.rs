@@ -201,7 +201,7 @@ async fn open(
 /// `xhr_send`: hands the POSTed messages to the session; 204 once it has handled them.
 async fn send(shared: &Arc<Shared>, request: Request<Incoming>, target: &SessionPath) -> Response<Body> {
     let Some(handle) = shared.xhr.get(&target.id) else { return session_not_found() };
-    let limit = shared.config.max_request_body_bytes;
+    let limit = send_body_limit(shared);
     let body = match Limited::new(request.into_body(), limit).collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => {
@@ -221,6 +221,13 @@ async fn send(shared: &Arc<Shared>, request: Request<Incoming>, target: &Session
         }
         Err(_) => session_gone(shared, target, &handle),
     }
+}
+
+/// The largest `xhr_send` body: one message of the largest size, escaped into a JSON string in
+/// the worst case (every byte `\u00XX`). pusher-js sends one message per request.
+fn send_body_limit(shared: &Shared) -> usize {
+    let one_message = shared.config.max_message_bytes.saturating_mul(6).saturating_add(16);
+    one_message.min(shared.config.max_request_body_bytes)
 }
 
 /// The session's task ended between the lookup and the request: forget it, answer 404.
