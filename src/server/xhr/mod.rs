@@ -41,10 +41,11 @@ pub use sessions::Sessions;
 use self::cors::Cors;
 use self::path::{Kind, SessionPath};
 use self::sessions::{Handle, Refused};
-use self::transport::{Delivery, Receiver, Timing, Transport};
+use self::transport::{Command, Delivery, Receiver, Timing, Transport};
 use super::ws::session::{Session, SessionLimits};
 use super::ws::{admit, Handshake};
 use super::{full, http, Body, Shared};
+use crate::apps::{App, ConnectionSlot};
 use crate::frame::Frame;
 use crate::metrics::Rejection;
 use crate::outbox::Outbox;
@@ -164,6 +165,19 @@ async fn open(
         Err(Refused::Taken(existing)) => return Ok(existing),
         Err(Refused::Full) => return Err(OpenRefused::Pusher(ErrorCode::OverCapacity)),
     };
+    start(shared, app, slot, inbox, (target.id.clone(), handle.id()), tracker);
+    Ok(handle)
+}
+
+/// Starts the task of a session just admitted, with `connection_established` queued.
+fn start(
+    shared: &Arc<Shared>,
+    app: Arc<App>,
+    slot: ConnectionSlot,
+    inbox: mpsc::Receiver<Command>,
+    (path, id): (String, u64),
+    tracker: &TaskTracker,
+) {
     app.metrics.new_connections.inc();
     let socket_id = shared.socket_ids.next();
     let outbox = Arc::new(Outbox::new(shared.config.max_outbox_bytes));
@@ -185,7 +199,7 @@ async fn open(
     let session = Session::new(app.clone(), limits, socket_id, outbox.clone());
     let transport = Transport::new(session, outbox, timing, shared.config.max_message_bytes, slot);
     let span = tracing::info_span!("http_session", %socket_id, app = %app.config.id);
-    let (shared, path, id) = (shared.clone(), target.id.clone(), handle.id());
+    let shared = shared.clone();
     tracing::debug!(%socket_id, "http session opened");
     app.debug.emit(|| serde_json::json!({"type": "connected", "socket_id": socket_id.to_string()}));
     tracker.spawn(
@@ -195,7 +209,6 @@ async fn open(
         }
         .instrument(span),
     );
-    Ok(handle)
 }
 
 /// `xhr_send`: hands the POSTed messages to the session; 204 once it has handled them.
