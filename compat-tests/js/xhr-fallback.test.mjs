@@ -4,7 +4,7 @@
 // pusher-js must fall back. Once with `enabledTransports: ['xhr_streaming']`, once with
 // `['xhr_polling']`: connect, a public event from the Node SDK, private channels authorized by
 // the page's authEndpoint (signed with the SDK's authorizeChannel), presence, and client
-// events between two browser clients.
+// events between two browser clients, and more than pusher-js reads from one streaming response.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,6 +49,12 @@ const PAGE = `<!doctype html>
       const once = (data) => { channel.unbind(event, once); resolve(data); };
       channel.bind(event, once);
     }), event + ' on ' + channelName);
+  };
+  window.collect = (key, channelName, event, count) => {
+    const got = [];
+    pending[key] = deadline(new Promise((resolve) => {
+      client.channel(channelName).bind(event, (data) => { got.push(data.n); if (got.length === count) resolve(got); });
+    }), count + ' x ' + event + ' on ' + channelName);
   };
   window.trigger = (channelName, event, data) => client.channel(channelName).trigger(event, data);
 </script></body></html>`;
@@ -121,6 +127,8 @@ async function browserClient(transport, user) {
     delete window.WebSocket;
     window.WebSocket = undefined;
   });
+  const urls = [];
+  context.on('request', (r) => urls.push(r.url()));
   const tab = await context.newPage();
   tab.on('pageerror', (e) => process.stderr.write(`page error (${user}): ${e}\n`));
   await tab.goto(page.url);
@@ -137,7 +145,9 @@ async function browserClient(transport, user) {
     auth: { params: { user } },
   };
   const connected = await tab.evaluate(([key, o]) => window.connect(key, o), [herald.app().key, options]);
-  return { tab, context, ...connected };
+  /** How many requests of this kind (`xhr_streaming`, `xhr`, `xhr_send`) the page made. */
+  const requests = (kind) => urls.filter((u) => new URL(u).pathname.endsWith(`/${kind}`)).length;
+  return { tab, context, requests, ...connected };
 }
 
 /** Arms a wait for `event` on `channel` in `tab`, runs `cause`, and returns the event's data. */
@@ -185,6 +195,22 @@ for (const transport of ['xhr_streaming', 'xhr_polling']) {
         assert.deepEqual(second, { count: 2, ids: ['alice', 'bob'], me: 'bob' });
       });
       assert.deepEqual(added, { id: 'bob', info: { name: 'bob' } });
+    });
+
+    await t.test('more than pusher-js reads from one response (256 KiB) arrives whole and in order', async () => {
+      const channel = unique('bulk-');
+      await alice.tab.evaluate((c) => window.subscribe(c), channel);
+      const key = unique('bulk-wait-');
+      const count = 40;
+      await alice.tab.evaluate(([k, c, n]) => window.collect(k, c, 'chunk', n), [key, channel, count]);
+      const streamsBefore = alice.requests('xhr_streaming');
+      const pad = 'x'.repeat(8_000);
+      for (let n = 0; n < count; n++) await sdk.trigger(channel, 'chunk', { n, pad });
+      const got = await alice.tab.evaluate((k) => window.pending[k], key);
+      assert.deepEqual(got, [...Array(count).keys()]);
+      if (transport === 'xhr_streaming') {
+        assert.ok(alice.requests('xhr_streaming') > streamsBefore, 'pusher-js opened a new streaming response');
+      }
     });
 
     await t.test('the connection is still on the same transport and session', async () => {
