@@ -37,6 +37,16 @@ const PAGE = `<!doctype html>
       socketId: client.connection.socket_id,
     }));
   };
+  // A key herald refuses: the connection error pusher-js reports, once it has given up.
+  window.refused = (key, options) => {
+    window.client = new Pusher(key, options);
+    const error = new Promise((resolve) => client.connection.bind('error', (e) => {
+      const inner = e.type === 'WebSocketError' && e.error ? e.error : e;
+      resolve({ type: inner.type, code: inner.data && inner.data.code });
+    }));
+    const stopped = new Promise((resolve) => client.connection.bind('disconnected', resolve));
+    return deadline(Promise.all([error, stopped]), 'the refusal').then(([e]) => ({ ...e, state: client.connection.state }));
+  };
   window.subscribe = (name) => deadline(new Promise((resolve, reject) => {
     const channel = client.subscribe(name);
     channel.bind('pusher:subscription_succeeded', (members) => resolve(members && members.count !== undefined
@@ -120,8 +130,23 @@ after(async () => {
   await herald?.stop();
 });
 
-/** A browser client (its own context) without WebSocket, connected over `transport` as `user`. */
-async function browserClient(transport, user) {
+/** pusher-js options for herald's HTTP transports: only `transport`, WebSocket absent anyway. */
+function options(transport, user) {
+  return {
+    cluster: 'mt1',
+    httpHost: HOST,
+    httpPort: herald.port,
+    httpsPort: herald.port,
+    forceTLS: false,
+    enabledTransports: [transport],
+    enableStats: false,
+    authEndpoint: '/pusher/auth',
+    auth: { params: { user } },
+  };
+}
+
+/** A page (its own context) without WebSocket, loaded from the page server. */
+async function browserPage(user) {
   const context = await browser.newContext();
   await context.addInitScript(() => {
     delete window.WebSocket;
@@ -133,21 +158,17 @@ async function browserClient(transport, user) {
   tab.on('pageerror', (e) => process.stderr.write(`page error (${user}): ${e}\n`));
   await tab.goto(page.url);
   assert.equal(await tab.evaluate(() => typeof window.WebSocket), 'undefined', 'WebSocket is gone from the page');
-  const options = {
-    cluster: 'mt1',
-    httpHost: HOST,
-    httpPort: herald.port,
-    httpsPort: herald.port,
-    forceTLS: false,
-    enabledTransports: [transport],
-    enableStats: false,
-    authEndpoint: '/pusher/auth',
-    auth: { params: { user } },
-  };
-  const connected = await tab.evaluate(([key, o]) => window.connect(key, o), [herald.app().key, options]);
   /** How many requests of this kind (`xhr_streaming`, `xhr`, `xhr_send`) the page made. */
   const requests = (kind) => urls.filter((u) => new URL(u).pathname.endsWith(`/${kind}`)).length;
-  return { tab, context, requests, ...connected };
+  return { tab, context, requests };
+}
+
+/** A browser client connected over `transport` as `user`. */
+async function browserClient(transport, user) {
+  const client = await browserPage(user);
+  const key = herald.app().key;
+  const connected = await client.tab.evaluate(([k, o]) => window.connect(k, o), [key, options(transport, user)]);
+  return { ...client, ...connected };
 }
 
 /** Arms a wait for `event` on `channel` in `tab`, runs `cause`, and returns the event's data. */
@@ -221,5 +242,14 @@ for (const transport of ['xhr_streaming', 'xhr_polling']) {
       }));
       assert.deepEqual(now, { state: 'connected', transport, socketId: alice.socketId });
     });
+  });
+}
+
+for (const transport of ['xhr_streaming', 'xhr_polling']) {
+  test(`pusher-js over ${transport}: an unknown app key gets 4001 and pusher-js gives up, as on a WebSocket`, async (t) => {
+    const client = await browserPage('nobody');
+    t.after(() => client.context.close());
+    const refused = await client.tab.evaluate(([k, o]) => window.refused(k, o), ['no-such-key', options(transport, 'x')]);
+    assert.deepEqual(refused, { type: 'PusherError', code: 4001, state: 'disconnected' });
   });
 }
