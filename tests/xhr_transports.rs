@@ -250,12 +250,21 @@ async fn an_http_session_counts_against_the_connection_quota() {
 }
 
 #[tokio::test]
-async fn the_drain_closes_http_sessions_with_4200() {
+async fn the_drain_closes_streaming_and_polling_sessions_with_4200() {
     let mut config = config_with(vec![app()]);
-    config.server.drain_window_seconds = 0;
+    // The listener stays open while sessions remain, for at most this window.
+    config.server.drain_window_seconds = 2;
     let server = TestServer::with_config(config).await;
     let (_client, mut stream, _) = open_stream(&server, "12/drain001").await;
+    let polling = client(&server, "12/drain002");
+    assert_eq!(polling.poll().await.0, 200, "a polling session, between two polls");
     server.begin_shutdown();
+    // New sessions are refused during the drain (the two sessions keep the listener open).
+    let (_, lines) = client(&server, "12/drain003").poll().await;
+    assert!(matches!(lines.last(), Some(Line::Close(4200, _))), "{lines:?}");
+    // The polling session's close waits for its next poll.
+    let (_, lines) = polling.poll().await;
+    assert!(matches!(lines.last(), Some(Line::Close(4200, _))), "{lines:?}");
     assert_eq!(stream.expect_event("pusher:error").await["data"]["code"], 4200);
     assert_eq!(stream.expect_close().await.0, 4200);
 }

@@ -188,12 +188,12 @@ impl Transport {
         tokio::pin!(timer);
         let mut draining = false;
         let ended = loop {
-            timer.as_mut().reset(self.next_wake());
-            let deliverable = self.receiver.as_ref().is_some_and(|r| !r.is_full() || self.outbox.is_closing());
             let closing = self.outbox.is_closing();
             if closing && self.closing_since.is_none() {
                 self.closing_since = Some(Instant::now());
             }
+            let deliverable = self.receiver.as_ref().is_some_and(|r| !r.is_full() || closing);
+            timer.as_mut().reset(self.next_wake());
             let chunks = self.receiver.as_ref().map(|r| r.chunks.clone());
             tokio::select! {
                 biased;
