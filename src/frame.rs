@@ -71,7 +71,7 @@ impl Frame {
     }
 
     /// The payload of a text frame, `None` for any other frame: what a transport that is not
-    /// a WebSocket (Server-Sent Events) sends of it.
+    /// a WebSocket (Server-Sent Events, the HTTP fallbacks) sends of it.
     pub fn text_payload(&self) -> Option<&[u8]> {
         let bytes = &self.0;
         let (first, second) = (*bytes.first()?, *bytes.get(1)?);

@@ -156,9 +156,17 @@ impl Metrics {
         #[cfg(target_os = "linux")]
         let _ = registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
         Self {
-            connected: gauge("connected", "WebSocket connections open now"),
-            new_connections: counter("new_connections_total", "WebSocket connections accepted", app),
-            disconnections: counter("new_disconnections_total", "WebSocket connections closed", app),
+            connected: gauge("connected", "Connections open now (WebSockets and HTTP-transport sessions)"),
+            new_connections: counter(
+                "new_connections_total",
+                "Connections accepted (WebSockets and HTTP-transport sessions)",
+                app,
+            ),
+            disconnections: counter(
+                "new_disconnections_total",
+                "Connections closed (WebSockets and HTTP-transport sessions)",
+                app,
+            ),
             received_bytes: counter("socket_received_bytes", "Bytes of WebSocket payload received", app),
             transmitted_bytes: counter("socket_transmitted_bytes", "Bytes written to WebSockets", app),
             messages_received: counter("ws_messages_received_total", "WebSocket messages received", app),

@@ -1,5 +1,5 @@
-//! The network side: one TCP listener serving the HTTP API and WebSocket upgrades on the same
-//! port, the accept loop, request routing, and shutdown.
+//! The network side: one TCP listener serving the HTTP API, WebSocket upgrades and pusher-js's
+//! HTTP fallback transports on the same port, the accept loop, request routing, and shutdown.
 
 mod cluster;
 mod dashboard;
@@ -8,6 +8,7 @@ mod socket_ids;
 mod sse;
 pub mod tls;
 pub mod ws;
+mod xhr;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -60,8 +61,10 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Cancelled when the drain window is over: HTTP connections finish and close.
     pub stopped: CancellationToken,
-    /// WebSocket connection attempts per client address, when limited.
+    /// WebSocket connection attempts (and new HTTP sessions) per client address, when limited.
     pub connection_attempts: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// The live sessions of pusher-js's HTTP transports.
+    pub xhr: xhr::Sessions,
 }
 
 /// A bound, not yet running, herald server.
@@ -143,6 +146,7 @@ impl Server {
                 .connection_attempts_per_ip_per_minute
                 .and_then(NonZeroU32::new)
                 .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            xhr: xhr::Sessions::default(),
         });
         tracing::info!("listening on {addr}");
         if let Some(cluster) = &self.cluster {
@@ -294,6 +298,10 @@ async fn route(
             }
             Err(error) => http::bad_request(&format!("WebSocket upgrade failed: {error}")),
         };
+    }
+    if let Some(rest) = path.strip_prefix(xhr::ROOT) {
+        let ip = client_ip(&request, peer, shared.config.trust_forwarded_for);
+        return xhr::handle(&shared, request, rest, ip, tracker).await;
     }
     if path == "/dashboard" || path.starts_with("/dashboard/") {
         return dashboard::handle(&shared, request, path).await;

@@ -36,8 +36,9 @@ pub struct Handshake {
     pub origin: Option<String>,
 }
 
-/// Why a connection is refused right after the upgrade.
-fn admit(shared: &Shared, handshake: &Handshake) -> Result<Arc<App>, ErrorCode> {
+/// Why a connection is refused right after the upgrade (or a new HTTP session at its first
+/// request: the checks are shared).
+pub(super) fn admit(shared: &Shared, handshake: &Handshake) -> Result<Arc<App>, ErrorCode> {
     if shared.shutdown.is_cancelled() {
         return Err(ErrorCode::ReconnectImmediately);
     }
