@@ -11,9 +11,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use async_nats::jetstream;
 use async_nats::jetstream::consumer::{push, DeliverPolicy, ReplayPolicy};
 use async_nats::jetstream::kv::{self, Operation, UpdateErrorKind};
-use async_nats::jetstream::{self, stream::StorageType};
+use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -74,23 +75,35 @@ pub(crate) fn decode<T: Document>(key: &str, value: Option<&Bytes>) -> Result<T,
     }
 }
 
-/// Opens the cluster's bucket, creating it when it does not exist (history 1, file storage).
+/// Opens the cluster's bucket, creating it when it does not exist: the stream a KV bucket is
+/// (`KV_<bucket>` on `$KV.<bucket>.>`, history 1, file storage, direct gets), made with
+/// `create_stream` because async-nats's `create_key_value` first reads the account info in a
+/// shape that nats-server 2.9 does not answer.
 pub(crate) async fn open_bucket(js: &jetstream::Context, bucket: &str) -> Result<kv::Store, async_nats::Error> {
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
     }
-    let config = kv::Config {
-        bucket: bucket.to_owned(),
-        description: "herald cluster state (docs/nats.md)".to_owned(),
-        history: 1,
+    let config = stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some("herald cluster state (docs/nats.md)".to_owned()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_messages: -1,
+        max_bytes: -1,
+        max_message_size: -1,
         storage: StorageType::File,
+        num_replicas: 1,
+        discard: DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
         ..Default::default()
     };
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        // A peer created it meanwhile.
-        Err(e) => js.get_key_value(bucket).await.map_err(|_| e.into()),
+    if let Err(e) = js.create_stream(config).await {
+        // A peer may have created it meanwhile.
+        tracing::debug!(error = %e, bucket, "bucket not created");
     }
+    Ok(js.get_key_value(bucket).await?)
 }
 
 impl NatsAdapter {
