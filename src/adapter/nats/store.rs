@@ -174,7 +174,11 @@ impl NatsAdapter {
     }
 
     /// The last value of every live key matching `filter` (a KV key with `*`/`>` wildcards),
-    /// read through one ordered consumer (at most [`MAX_SCANNED`] keys).
+    /// read through one ordered consumer (at most [`MAX_SCANNED`] keys). It ends at the
+    /// consumer's last pending message, or at the first message as new as the stream was
+    /// when the scan began (a key rewritten meanwhile is delivered once, at its new revision,
+    /// and the consumer's pending count may then never reach 0). A gap of one command timeout
+    /// between messages fails the scan rather than returning part of it.
     pub(super) async fn scan(&self, filter: &str) -> Result<Vec<Scanned>, AdapterError> {
         let prefix = self.kv.prefix.clone();
         let config = push::OrderedConfig {
@@ -184,15 +188,17 @@ impl NatsAdapter {
             replay_policy: ReplayPolicy::Instant,
             ..Default::default()
         };
-        let stream = &self.kv.stream;
+        let (stream, gap) = (&self.kv.stream, self.timing.command);
         let scan = async move {
+            let last = stream.get_info().await?.state.last_sequence;
             let consumer = stream.create_consumer(config).await?;
             let mut out = Vec::new();
             if consumer.cached_info().num_pending == 0 {
                 return Ok::<_, async_nats::Error>(out);
             }
             let mut messages = consumer.messages().await?;
-            while let Some(message) = messages.next().await {
+            loop {
+                let Some(message) = tokio::time::timeout(gap, messages.next()).await? else { break };
                 let message = message?;
                 let info = message.info()?;
                 let (pending, revision) = (info.pending, info.stream_sequence);
@@ -205,7 +211,7 @@ impl NatsAdapter {
                     let key = message.subject.strip_prefix(prefix.as_str()).unwrap_or_default().to_owned();
                     out.push(Scanned { key, value: message.payload.clone(), revision });
                 }
-                if pending == 0 || out.len() >= MAX_SCANNED {
+                if pending == 0 || revision >= last || out.len() >= MAX_SCANNED {
                     break;
                 }
             }
