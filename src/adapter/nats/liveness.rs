@@ -18,7 +18,7 @@
 //!   reconnects): reopens the bucket (recreating it if NATS lost it); success closes the
 //!   breaker and starts recovery.
 //! * recovery: forget the reaper's observations (peers cut off too get a full node timeout),
-//!   beat, reconcile (`reconcile.rs`).
+//!   beat, reconcile (`reconcile.rs`); rounds of three attempts, spaced out, until one works.
 //!
 //! All four tasks wait only in `select!` on the token and an interval or a `Notify` (all
 //! cancel-safe); their NATS calls are bounded by the command timeout.
@@ -39,7 +39,7 @@ use super::NatsAdapter;
 use crate::adapter::stats::bump;
 use crate::adapter::{AdapterError, LeaveOutcome, Remote, RemoteExtra};
 
-/// Attempts of one recovery before waiting for the next trigger.
+/// Attempts of one recovery round; after a failed round another one starts.
 const RECOVERY_ATTEMPTS: u32 = 3;
 
 fn interval(period: Duration) -> tokio::time::Interval {
@@ -137,6 +137,11 @@ impl NatsAdapter {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(self.timing.probe * attempt) => {}
+                }
+                if attempt == RECOVERY_ATTEMPTS {
+                    // The bucket still holds what this node had before the outage: try again
+                    // (JetStream may still be loading its streams after a restart).
+                    self.recover.notify_one();
                 }
             }
         }
