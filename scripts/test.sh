@@ -6,7 +6,7 @@
 #   scripts/test.sh --no-install    skip the dependency installation step
 #
 # Steps:
-#   1. install what is missing, idempotently: Debian packages (redis-server, redis-tools, openssl,
+#   1. install what is missing, idempotently: Debian packages (redis-server, redis-tools, nats-server, openssl,
 #      chromium (the dashboard and SSE tests drive it with playwright-core), curl (the SSE test),
 #      python3-venv, and
 #      Node.js only if `node` is missing or older than 20.19), `npm ci` in compat-tests (skipped
@@ -35,6 +35,10 @@ LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/herald-test.XXXXXX")"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+# The NATS adapter's tests fail (instead of skipping) when nats-server is missing.
+export HERALD_REQUIRE_NATS=1
+# Debian installs nats-server in /usr/sbin, which a non-root PATH may lack.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
 COMPAT_ONLY=0
 INSTALL=1
@@ -117,6 +121,7 @@ install_deps() {
   local pkgs=()
   command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
+  command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || pkgs+=(nats-server)
   command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
   [ -x /usr/bin/chromium ] || pkgs+=(chromium)
   command -v curl >/dev/null 2>&1 || pkgs+=(curl)
@@ -145,7 +150,7 @@ install_deps() {
     (cd "$COMPAT" && npm ci --no-audit --no-fund --loglevel=error) || { echo "npm ci failed"; return 1; }
     echo "$lock_sum" >"$COMPAT/node_modules/.lock.sha256"
   fi
-  echo "node $(node --version), $("$VENV/bin/python" --version), redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
+  echo "node $(node --version), $("$VENV/bin/python" --version), redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), $(nats-server --version)"
 }
 
 # cargo test prints one `test result:` line per test binary.

@@ -77,6 +77,7 @@ impl Cli {
             config.server.path_prefix = format!("/{}", path.trim_matches('/'));
         }
         apply_redis_env(&mut config, env);
+        apply_nats_env(&mut config, env)?;
         if let Some(host) = self.host {
             config.server.host = host;
         }
@@ -114,6 +115,19 @@ fn apply_redis_env(config: &mut Config, env: Lookup<'_>) {
         config.adapter.driver = crate::config::AdapterDriver::Redis;
         config.adapter.url = url;
     }
+}
+
+/// `HERALD_NATS_URL` turns the NATS adapter on with that URL (an error next to a Redis URL
+/// from the environment: one adapter at a time).
+fn apply_nats_env(config: &mut Config, env: Lookup<'_>) -> Result<(), ConfigError> {
+    let Some(url) = env("HERALD_NATS_URL").filter(|u| !u.is_empty()) else { return Ok(()) };
+    if env("HERALD_REDIS_URL").is_some_and(|u| !u.is_empty()) {
+        let message = "HERALD_REDIS_URL is set too: choose one adapter".to_string();
+        return Err(ConfigError::Env { name: "HERALD_NATS_URL".into(), message });
+    }
+    config.adapter.driver = crate::config::AdapterDriver::Nats;
+    config.adapter.url = url;
+    Ok(())
 }
 
 /// The app a Laravel `.env` describes: Reverb's variables first, then Pusher's.
@@ -200,6 +214,16 @@ mod tests {
         assert_eq!(config.adapter.url, "redis://redis:6379");
         let (config, _) = resolve(&[], &[]).unwrap();
         assert_eq!(config.adapter.driver, crate::config::AdapterDriver::Local);
+    }
+
+    #[test]
+    fn a_nats_url_in_the_environment_turns_the_nats_adapter_on() {
+        let (config, _) = resolve(&[], &[("HERALD_NATS_URL", "nats://10.0.0.1:4222")]).unwrap();
+        assert_eq!(config.adapter.driver, crate::config::AdapterDriver::Nats);
+        assert_eq!(config.adapter.url, "nats://10.0.0.1:4222");
+        let both = [("HERALD_NATS_URL", "nats://n:4222"), ("HERALD_REDIS_URL", "redis://r:6379")];
+        let err = resolve(&[], &both).unwrap_err().to_string();
+        assert!(err.contains("HERALD_NATS_URL"), "{err}");
     }
 
     #[test]

@@ -1,12 +1,20 @@
 //! The cluster boundary: what a node needs from the others. `Local` (no other node: every
-//! decision is the channel registry's) or `Redis` (docs/cluster.md).
+//! decision is the channel registry's), `Redis` (docs/cluster.md) or `Nats` (docs/nats.md);
+//! the core holds either adapter as a [`Cluster`].
 //!
 //! The core calls this layer with plain values and encoded frames; what arrives from other
-//! nodes comes back through a [`RemoteSink`]. Nothing here holds a socket.
+//! nodes comes back through a [`RemoteSink`]. Nothing here holds a socket. Shared by both
+//! adapters: the message format ([`wire`]), the circuit breaker, the counters.
 
+pub(crate) mod breaker;
+mod cluster;
+pub mod nats;
 pub mod redis;
+pub(crate) mod stats;
+pub(crate) mod wire;
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_protocol::{SocketId, UserId};
@@ -18,6 +26,11 @@ pub struct NodeId(pub [u8; 16]);
 impl NodeId {
     pub fn random() -> Self {
         Self(rand::random())
+    }
+
+    /// The id as 32 lowercase hex digits.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -106,14 +119,70 @@ pub trait RemoteSink: Send + Sync + 'static {
     fn receive(&self, message: Remote);
 }
 
-/// A Redis operation that could not be done.
+/// An owned [`Membership`]: one local subscription, as the snapshot reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedMembership {
+    pub app: String,
+    pub channel: String,
+    pub socket: SocketId,
+    pub user: Option<UserId>,
+    pub user_info: Option<String>,
+}
+
+impl OwnedMembership {
+    pub fn as_membership(&self) -> Membership<'_> {
+        Membership {
+            app: &self.app,
+            channel: &self.channel,
+            socket: self.socket,
+            user: self.user.as_ref(),
+            user_info: self.user_info.as_deref(),
+        }
+    }
+}
+
+/// One local socket signed in as a user, as the sign-in snapshot reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedSignIn {
+    pub app: String,
+    pub user: UserId,
+    pub socket: SocketId,
+}
+
+/// What the adapter has to report that [`Remote`] has no variant for yet (proposed additions
+/// to `Remote`, same shapes); delivered to the hook set by `set_extra_sink`. Called from the
+/// adapter's tasks; must not block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteExtra {
+    /// Deliver `frame` to local sockets watching `watched` (watchlist online/offline).
+    Watch { app: String, watched: UserId, frame: Bytes },
+    /// Reconciliation re-joined a local subscription that the backend had lost and that made a
+    /// transition (`occupied`, `member_added`): act on it as on a fresh join here.
+    Rejoined { app: String, channel: String, user: Option<UserId>, outcome: JoinOutcome },
+    /// The reaper or reconciliation changed whether `user` is signed in anywhere (first
+    /// socket back: `online`; last socket gone: not): emit the watchlist events.
+    Presence { app: String, user: UserId, online: bool },
+}
+
+pub type SnapshotFn = Arc<dyn Fn() -> Vec<OwnedMembership> + Send + Sync>;
+pub type SignInSnapshotFn = Arc<dyn Fn() -> Vec<OwnedSignIn> + Send + Sync>;
+pub type ExtraSink = Arc<dyn Fn(RemoteExtra) + Send + Sync>;
+
+/// A cluster operation that could not be done.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AdapterError {
-    /// The circuit breaker is open: Redis is considered down; the caller acts locally.
+    /// The circuit breaker is open: the backend is considered down; the caller acts locally.
     #[error("the cluster adapter is unavailable")]
     Unavailable,
     #[error("redis: {0}")]
     Redis(String),
-    #[error("redis command timed out")]
+    #[error("nats: {0}")]
+    Nats(String),
+    /// A decided-once update lost its compare-and-set race too many times in a row.
+    #[error("nats: too many concurrent updates of {0}")]
+    Contended(String),
+    #[error("cluster operation timed out")]
     Timeout,
 }
+
+pub use cluster::Cluster;

@@ -49,6 +49,9 @@ impl App {
             let (frame, delivered) = self.channels.record_and_publish(name, &json, rule, except, cache_data);
             return self.published(name, &frame, except, delivered);
         };
+        if !cluster.keeps_history() {
+            return self.publish(name, &Frame::text(&json), except, cache_data);
+        }
         let _in_order = self.history_order.of(name).lock().await;
         match cluster.history_append(&self.config.id, name.as_str(), &json, rule).await {
             Ok(position) => {

@@ -3,7 +3,8 @@
 //!
 //! Each operation asks the cluster first (when there is one and its breaker is closed), then
 //! applies the decision locally. When the cluster is unavailable the node decides alone;
-//! the adapter reconciles Redis with what the node holds once Redis is back (docs/cluster.md).
+//! the adapter reconciles the backend with what the node holds once it is back (docs/cluster.md,
+//! docs/nats.md).
 
 use std::sync::Arc;
 
@@ -12,8 +13,7 @@ use herald_protocol::user::SignedInUser;
 use herald_protocol::{ChannelKind, ChannelName, PresenceMember, SocketId, UserId};
 
 use super::App;
-use crate::adapter::redis::RedisAdapter;
-use crate::adapter::Membership;
+use crate::adapter::{Cluster, Membership};
 use crate::channels::{ChannelSummary, ClusterJoin, JoinError, Joined, Subscriber};
 use crate::frame::Frame;
 use crate::history::Position;
@@ -22,7 +22,7 @@ use crate::users::{status_change_frame, status_frame};
 
 impl App {
     /// The cluster adapter, when there is one and it is available.
-    fn live_cluster(&self) -> Option<&Arc<RedisAdapter>> {
+    fn live_cluster(&self) -> Option<&Cluster> {
         self.cluster.as_ref().filter(|c| c.is_available())
     }
 
@@ -53,7 +53,7 @@ impl App {
     /// the transition. `Ok(None)` when the cluster did not answer: the node decides alone.
     async fn decide_join(
         &self,
-        cluster: &RedisAdapter,
+        cluster: &Cluster,
         name: &ChannelName,
         socket: SocketId,
         member: Option<&PresenceMember>,
@@ -149,7 +149,7 @@ impl App {
             let (bytes, data, ttl) = (frame.bytes().clone(), data.to_string(), self.channels.policy().cache_ttl);
             tokio::spawn(async move {
                 if let Err(error) = cluster.cache_set(&app, &channel, bytes, &data, ttl).await {
-                    tracing::warn!(%error, channel, "could not store the cache channel's event in redis");
+                    tracing::warn!(%error, channel, "could not store the cache channel's event in the cluster");
                 }
             });
         }

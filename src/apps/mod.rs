@@ -15,7 +15,7 @@ mod remote;
 pub use debug::DebugFeed;
 pub use remote::Inbound;
 
-use crate::adapter::redis::RedisAdapter;
+use crate::adapter::Cluster;
 use crate::channels::{ChannelPolicy, ChannelRegistry, RemotePublish};
 use crate::config::pattern::matches_ignoring_case;
 use crate::config::AppConfig;
@@ -33,8 +33,8 @@ pub struct App {
     pub users: UserRegistry,
     pub webhooks: AppWebhooks,
     pub metrics: AppMetrics,
-    /// The Redis adapter, when this node is part of a cluster.
-    pub cluster: Option<Arc<RedisAdapter>>,
+    /// The cluster adapter (Redis or NATS), when this node is part of a cluster.
+    pub cluster: Option<Cluster>,
     /// What happens in the app, for the `/dashboard` page.
     pub debug: DebugFeed,
     /// The app's HTTP API request budget, when it has one.
@@ -63,12 +63,7 @@ impl Drop for ConnectionSlot {
 }
 
 impl App {
-    pub fn new(
-        config: AppConfig,
-        webhooks: AppWebhooks,
-        metrics: AppMetrics,
-        cluster: Option<Arc<RedisAdapter>>,
-    ) -> Self {
+    pub fn new(config: AppConfig, webhooks: AppWebhooks, metrics: AppMetrics, cluster: Option<Cluster>) -> Self {
         let policy = ChannelPolicy {
             max_presence_members: config.max_presence_members,
             subscription_count: config.subscription_count,
@@ -167,12 +162,7 @@ pub struct Apps {
 }
 
 impl Apps {
-    pub fn new(
-        configs: &[AppConfig],
-        webhooks: &Webhooks,
-        metrics: &Metrics,
-        cluster: Option<&Arc<RedisAdapter>>,
-    ) -> Self {
+    pub fn new(configs: &[AppConfig], webhooks: &Webhooks, metrics: &Metrics, cluster: Option<&Cluster>) -> Self {
         let mut apps = Self::default();
         for config in configs {
             let (hooks, stats, cluster) = (webhooks.for_app(config), metrics.for_app(&config.id), cluster.cloned());
@@ -199,7 +189,7 @@ impl Apps {
 /// Forwards what the registry publishes to the other nodes of the cluster.
 #[derive(Debug)]
 struct ClusterPublish {
-    cluster: Arc<RedisAdapter>,
+    cluster: Cluster,
     app: String,
 }
 
@@ -227,7 +217,7 @@ impl RemotePublish for ClusterPublish {
             (self.cluster.clone(), self.app.clone(), channel.as_str().to_owned(), user.cloned());
         Some(LeaveCheck::new(move || {
             Box::pin(async move {
-                // Redis unreachable: send it (a duplicate transition beats a lost one).
+                // The cluster unreachable: send it (a duplicate transition beats a lost one).
                 cluster.confirm_leave(&app, &channel, user.as_ref()).await.unwrap_or(true)
             })
         }))

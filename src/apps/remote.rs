@@ -7,8 +7,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use herald_protocol::ChannelName;
 
 use super::Apps;
-use crate::adapter::redis::{OwnedMembership, OwnedSignIn, RemoteExtra};
-use crate::adapter::{Remote, RemoteSink};
+use crate::adapter::{OwnedMembership, OwnedSignIn, Remote, RemoteExtra, RemoteSink};
 use crate::frame::Frame;
 
 /// The adapter's way into the apps. Created before the apps (the adapter needs it to

@@ -74,6 +74,8 @@ pub enum Gap {
     Unknown,
     #[error("the history store is unavailable")]
     Unavailable,
+    #[error("this cluster backend keeps no history (use the Redis adapter)")]
+    Unsupported,
 }
 
 /// The major of every position a single node gives out: the time it started, in

@@ -55,8 +55,8 @@ pub struct Shared {
     pub dashboard: crate::config::DashboardConfig,
     pub apps: Arc<Apps>,
     pub socket_ids: SocketIds,
-    /// The Redis adapter, when this node is part of a cluster.
-    pub cluster: Option<Arc<crate::adapter::redis::RedisAdapter>>,
+    /// The cluster adapter (Redis or NATS), when this node is part of a cluster.
+    pub cluster: Option<crate::adapter::Cluster>,
     /// Cancelled when the drain starts (SIGTERM/SIGINT).
     pub shutdown: CancellationToken,
     /// Cancelled when the drain window is over: HTTP connections finish and close.

@@ -27,7 +27,7 @@ use redis::{
 };
 use tokio::sync::mpsc;
 
-use super::stats::{bump, Counters};
+use crate::adapter::stats::{bump, Counters};
 use crate::config::AdapterConfig;
 
 /// Commands sent concurrently at most by one [`Conn::batch`] on a cluster.

@@ -24,8 +24,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::keys::{parse_sign_in_record, parse_sub_record};
-use super::stats::bump;
 use super::{RedisAdapter, RemoteExtra};
+use crate::adapter::stats::bump;
 use crate::adapter::{AdapterError, Remote};
 
 /// How long a survivor's claim on a dead node lasts (another survivor takes over after it).

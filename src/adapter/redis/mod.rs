@@ -12,7 +12,6 @@
 //! (connections), [`breaker`], [`stats`], [`channels`] and [`users`] (the async operations),
 //! [`publisher`], [`subscriber`], [`liveness`] (heartbeat, probe, reaper), [`reconcile`].
 
-mod breaker;
 mod channels;
 mod history;
 mod keys;
@@ -21,10 +20,8 @@ mod liveness;
 mod publisher;
 mod reconcile;
 mod scripts;
-mod stats;
 mod subscriber;
 mod users;
-mod wire;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,78 +30,28 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use herald_protocol::{SocketId, UserId};
 use parking_lot::{Mutex, RwLock};
 use redis::{RedisError, RedisResult};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::breaker::Breaker;
 use self::keys::Keys;
 use self::link::{Link, PushForward};
 use self::publisher::Outgoing;
 use self::scripts::Scripts;
-use self::stats::{bump, Counters};
 use self::subscriber::Interest;
-use super::{AdapterError, JoinOutcome, NodeId, RemoteSink};
+use super::{AdapterError, NodeId, RemoteSink};
+use crate::adapter::breaker::Breaker;
+use crate::adapter::stats::{bump, Counters};
 use crate::config::AdapterConfig;
 
-pub use self::stats::{AdapterStats, PUBLISH_LATENCY_BUCKETS};
+pub use crate::adapter::stats::{AdapterStats, PUBLISH_LATENCY_BUCKETS};
+pub use crate::adapter::{ExtraSink, OwnedMembership, OwnedSignIn, RemoteExtra, SignInSnapshotFn, SnapshotFn};
 
 /// Pushes from the pub/sub connection waiting for the receiver task; beyond it they are
 /// dropped and counted (`receive_dropped`).
 const RECEIVE_QUEUE_CAPACITY: usize = 16_384;
-
-/// An owned [`super::Membership`]: one local subscription, as the snapshot reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedMembership {
-    pub app: String,
-    pub channel: String,
-    pub socket: SocketId,
-    pub user: Option<UserId>,
-    pub user_info: Option<String>,
-}
-
-impl OwnedMembership {
-    pub fn as_membership(&self) -> super::Membership<'_> {
-        super::Membership {
-            app: &self.app,
-            channel: &self.channel,
-            socket: self.socket,
-            user: self.user.as_ref(),
-            user_info: self.user_info.as_deref(),
-        }
-    }
-}
-
-/// One local socket signed in as a user, as the sign-in snapshot reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedSignIn {
-    pub app: String,
-    pub user: UserId,
-    pub socket: SocketId,
-}
-
-/// What the adapter has to report that [`super::Remote`] has no variant for yet (proposed
-/// additions to `Remote`, same shapes); delivered to the hook set by
-/// [`RedisAdapter::set_extra_sink`]. Called from the adapter's tasks; must not block.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoteExtra {
-    /// Deliver `frame` to local sockets watching `watched` (watchlist online/offline).
-    Watch { app: String, watched: UserId, frame: Bytes },
-    /// Reconciliation re-joined a local subscription that Redis had lost and that made a
-    /// transition (`occupied`, `member_added`): act on it as on a fresh join here.
-    Rejoined { app: String, channel: String, user: Option<UserId>, outcome: JoinOutcome },
-    /// The reaper or reconciliation changed whether `user` is signed in anywhere (first
-    /// socket back: `online`; last socket gone: not): emit the watchlist events.
-    Presence { app: String, user: UserId, online: bool },
-}
-
-pub type SnapshotFn = Arc<dyn Fn() -> Vec<OwnedMembership> + Send + Sync>;
-pub type SignInSnapshotFn = Arc<dyn Fn() -> Vec<OwnedSignIn> + Send + Sync>;
-pub type ExtraSink = Arc<dyn Fn(RemoteExtra) + Send + Sync>;
 
 /// Intervals derived from the configuration.
 #[derive(Debug, Clone, Copy)]

@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
-use super::stats::bump;
-use super::wire::{self, Kind};
 use super::RedisAdapter;
+use crate::adapter::stats::bump;
+use crate::adapter::wire::{self, Kind};
 
 /// Messages sent in one pipeline at most.
 const MAX_BATCH: usize = 128;

@@ -12,8 +12,8 @@
 use std::collections::HashSet;
 
 use super::keys::{parse_sign_in_record, parse_sub_record, sign_in_record, sub_record};
-use super::stats::bump;
 use super::{RedisAdapter, RemoteExtra};
+use crate::adapter::stats::bump;
 use crate::adapter::{AdapterError, Remote};
 
 /// `SSCAN` page size, and the most records one reconciliation looks at.

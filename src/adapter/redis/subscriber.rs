@@ -22,9 +22,9 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::stats::bump;
-use super::wire::{self, Kind};
 use super::{RedisAdapter, RemoteExtra};
+use crate::adapter::stats::bump;
+use crate::adapter::wire::{self, Kind};
 use crate::adapter::Remote;
 
 /// Topics per `SUBSCRIBE` command.

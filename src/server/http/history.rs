@@ -52,5 +52,6 @@ fn refusal(channel: &ChannelName, gap: Gap) -> ApiError {
         Gap::NoHistory => ApiError::NotFound(format!("Channel {channel} does not keep history")),
         Gap::NotKept | Gap::Unknown => ApiError::Gone(format!("{gap} (channel {channel})")),
         Gap::Unavailable => ApiError::Unavailable(gap.to_string()),
+        Gap::Unsupported => ApiError::NotFound(format!("Channel {channel} keeps no history: {gap}")),
     }
 }

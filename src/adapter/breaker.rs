@@ -1,10 +1,11 @@
-//! The one circuit breaker in front of every Redis operation.
+//! The one circuit breaker in front of every operation of a cluster adapter (Redis or NATS).
 //!
 //! Closed: operations run; [`FAILURES_TO_OPEN`] consecutive connection failures or timeouts in
-//! a row open it. Open: every operation fails at once with `Unavailable` and publishes are
-//! dropped — the hot path reads one atomic and never awaits Redis. Half-open is the liveness
-//! task's job, not the callers': while open it sends one probe (`PING`) per cooldown and closes
-//! the breaker on success (then resubscribes and reconciles). Nothing here awaits or locks.
+//! a row open it (the NATS adapter also opens it when its connection reports a disconnect).
+//! Open: every operation fails at once with `Unavailable` and publishes are dropped — the hot
+//! path reads one atomic and never awaits the backend. Half-open is the liveness task's job,
+//! not the callers': while open it sends one probe per cooldown and closes the breaker on
+//! success (then resubscribes and reconciles). Nothing here awaits or locks.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -18,7 +19,7 @@ pub(crate) struct Breaker {
 }
 
 impl Breaker {
-    /// Whether an operation may go to Redis now.
+    /// Whether an operation may go to the backend now.
     pub fn allows(&self) -> bool {
         !self.open.load(Ordering::Acquire)
     }
@@ -35,6 +36,11 @@ impl Breaker {
     pub fn record_failure(&self) -> bool {
         let n = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
         n >= FAILURES_TO_OPEN && !self.open.swap(true, Ordering::AcqRel)
+    }
+
+    /// Opens it at once (the connection is known to be down); true if it was closed.
+    pub fn trip(&self) -> bool {
+        !self.open.swap(true, Ordering::AcqRel)
     }
 
     /// The probe succeeded; true if it was open.

@@ -9,7 +9,7 @@ pub const PUBLISH_LATENCY_BUCKETS: [f64; 8] = [0.000_5, 0.001, 0.002_5, 0.005, 0
 /// A copy of the adapter's counters (all since start).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AdapterStats {
-    /// Messages handed to Redis by the publisher.
+    /// Messages handed to the backend (Redis or NATS) by the publisher.
     pub published: u64,
     /// Messages dropped: queue full, breaker open, or the PUBLISH failed.
     pub publish_dropped: u64,
@@ -17,7 +17,7 @@ pub struct AdapterStats {
     pub received: u64,
     /// Messages received but dropped: the receive queue was full, or undecodable.
     pub receive_dropped: u64,
-    /// Redis commands that failed or timed out.
+    /// Backend operations that failed or timed out.
     pub commands_failed: u64,
     /// Subscriptions of dead nodes this node removed.
     pub reaped: u64,
