@@ -17,7 +17,9 @@
 #      kubernetes-validate for two Kubernetes versions, the Grafana dashboard's metric names).
 #      Then a smoke run of the load generator (bench/smoke.sh) so it never rots.
 #   4. the compat suites against the release binary target/release/herald (HERALD_BIN overrides):
-#      node --test over compat-tests/js/*.test.mjs and pytest over compat-tests/python.
+#      node --test over compat-tests/js/*.test.mjs, over clients/pusher-recovery/test/*.test.mjs
+#      (the pusher-js recovery plugin; it uses compat-tests' node_modules) and pytest over
+#      compat-tests/python.
 #   5. a final line `N passed, M failed`: N and M count tests of cargo test, node and pytest; a
 #      failed gate (fmt, clippy, a build, an install step, a suite that did not report) adds 1 to M.
 #      The exit status is non-zero when M > 0.
@@ -166,10 +168,11 @@ run_cargo_test() {
   record "cargo test" "$p" "$f"
 }
 
-run_node_suite() {
-  say "compat: node --test (pusher-js, laravel-echo, pusher node SDK)"
-  local log="$LOGDIR/node.log" rc
-  (cd "$COMPAT" && node --test --test-force-exit --test-timeout=120000 --test-reporter=spec js/*.test.mjs) 2>&1 | tee "$log"
+run_node_suite() { # run_node_suite NAME LOG DIR FILE...: node --test in DIR, counted from its spec report
+  local name="$1" log="$LOGDIR/$2" dir="$3" rc
+  shift 3
+  say "$name: node --test ($dir)"
+  (cd "$dir" && node --test --test-force-exit --test-timeout=120000 --test-reporter=spec "$@") 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   local p f c
   p=$(sed -nE 's/^.{0,4}pass ([0-9]+)$/\1/p' "$log" | tail -1)
@@ -177,7 +180,7 @@ run_node_suite() {
   c=$(sed -nE 's/^.{0,4}cancelled ([0-9]+)$/\1/p' "$log" | tail -1)
   p=${p:-0}; f=$(( ${f:-0} + ${c:-0} ))
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-  record "compat js" "$p" "$f"
+  record "$name" "$p" "$f"
 }
 
 run_python_suite() {
@@ -230,7 +233,14 @@ if [ "$COMPAT_ONLY" -eq 0 ] && [ "$BUILD_OK" -eq 1 ]; then
 fi
 
 if [ "$BUILD_OK" -eq 1 ] && [ -x "$HERALD_BIN" ]; then
-  if node_ok && [ -d "$COMPAT/node_modules" ]; then run_node_suite; else record "compat js (no node)" 0 1; fi
+  if node_ok && [ -d "$COMPAT/node_modules" ]; then
+    run_node_suite "compat js" node.log "$COMPAT" "$COMPAT"/js/*.test.mjs
+    # The plugin's tests run one file at a time: each starts herald, one opens Chromium.
+    run_node_suite "pusher-recovery js" pusher-recovery.log "$ROOT/clients/pusher-recovery" \
+      --test-concurrency=1 "$ROOT"/clients/pusher-recovery/test/*.test.mjs
+  else
+    record "compat js (no node)" 0 1
+  fi
   if [ -x "$VENV/bin/python" ]; then run_python_suite; else record "compat python (no venv)" 0 1; fi
 else
   echo "no herald binary at $HERALD_BIN: compat suites not run"
