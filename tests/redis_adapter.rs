@@ -390,17 +390,27 @@ async fn redis_outage_opens_the_breaker_and_recovery_resubscribes_and_reconciles
 async fn reconciliation_removes_what_the_node_no_longer_holds() {
     let redis = RedisServer::start();
     let cfg = config(&redis.url());
-    let (mut a, b) = (Node::start(&cfg).await, Node::start(&cfg).await);
+    let (mut a, mut b) = (Node::start(&cfg).await, Node::start(&cfg).await);
     a.adapter.set_snapshot(Arc::new(Vec::new));
     a.adapter.join(member("gone", SocketId::new(1, 1), None)).await.unwrap();
     b.adapter.join(member("kept", SocketId::new(2, 1), None)).await.unwrap();
-    // The heartbeat key vanishing (a restart, a failover, a reaping after a stall) triggers it.
+    // The heartbeat key vanishing (a restart, a failover, a reaping after a stall) triggers
+    // a's reconciliation. It also makes a look dead to b until a's next beat, so b's reaper may
+    // get there first: either way "gone" is removed, and reported once, by one of them.
     redis.cli(&["DEL", &format!("t:node:{}", hex(a.adapter.node()))]);
-    match next(&mut a.rx).await {
+    let removal = tokio::select! {
+        got = next(&mut a.rx) => got,
+        got = next(&mut b.rx) => got,
+    };
+    match removal {
         Remote::Reaped { channel, outcome, .. } => assert_eq!((channel.as_str(), outcome.vacated), ("gone", true)),
         other => panic!("unexpected {other:?}"),
     }
+    assert_eq!(b.adapter.counts(APP, "gone").await.unwrap().subscription_count, 0);
     assert_eq!(b.adapter.counts(APP, "kept").await.unwrap().subscription_count, 1);
+    for rx in [&mut a.rx, &mut b.rx] {
+        assert!(next_within(rx, QUIET).await.is_none(), "the removal is reported once");
+    }
 }
 
 fn hex(node: NodeId) -> String {
