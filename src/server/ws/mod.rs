@@ -3,7 +3,6 @@
 
 mod connection;
 mod gate;
-mod recovery;
 pub mod session;
 mod write;
 

@@ -4,6 +4,9 @@
 //! No socket here: replies go into the connection's [`Outbox`], so the whole state machine is
 //! testable with plain values. The socket task in `connection.rs` feeds it text frames.
 
+mod joined;
+mod recovery;
+
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -15,13 +18,14 @@ use herald_protocol::user::{SignedInUser, UserDataError};
 use herald_protocol::{ChannelKind, ChannelName, ClientMessage, DecodeError, ErrorCode, PresenceMember, ServerMessage};
 use herald_protocol::{SocketId, UserId};
 
-use super::recovery::{self, PendingRecoveries};
 use crate::apps::App;
-use crate::channels::{JoinError, RecoveryStart, Subscriber};
+use crate::channels::{JoinError, Subscriber};
 use crate::frame::Frame;
 use crate::metrics::Rejection;
 use crate::outbox::Outbox;
 use crate::webhooks::WebhookEvent;
+use joined::JoinedChannels;
+use recovery::PendingRecoveries;
 
 /// Everything an inbound message can get wrong; each maps to one `pusher:error` frame and
 /// none closes the connection.
@@ -218,37 +222,9 @@ impl Session {
         }
         self.authorized |= name.kind().needs_auth();
         if let Some(since) = recovery {
-            let start = match joined.already_subscribed {
-                true => self.app.channels.begin_recovery(&name, self.me.socket_id),
-                false => Some(RecoveryStart { had_from: None }),
-            };
-            if let Some(start) = start {
-                self.app.recover(&name, self.me.socket_id, since, start).await;
-            }
+            self.recover_joined(&name, since, joined.already_subscribed).await;
         }
         Ok(())
-    }
-
-    /// `herald:recover`: replays now on a subscribed channel, or when the subscription comes.
-    pub async fn recover(&mut self, channel: &str, since: &str) {
-        let (name, since) = match recovery::check(&self.app, channel, since, self.limits.max_channel_name_length) {
-            Ok(checked) => checked,
-            Err(failed) => {
-                self.app.metrics.recoveries_failed.inc();
-                let _ = self.me.outbox.push(failed);
-                return;
-            }
-        };
-        if !self.channels.contains(name.as_str()) {
-            if let Err(failed) = self.pending.add(name, since) {
-                self.app.metrics.recoveries_failed.inc();
-                let _ = self.me.outbox.push(failed);
-            }
-            return;
-        }
-        if let Some(start) = self.app.channels.begin_recovery(&name, self.me.socket_id) {
-            self.app.recover(&name, self.me.socket_id, since, start).await;
-        }
     }
 
     /// Checks the subscription's signature; for presence, returns who is joining.
@@ -371,53 +347,6 @@ impl Session {
         if let Some(user) = self.user.take() {
             self.app.sign_out(&user, self.me.socket_id).await;
         }
-    }
-}
-
-/// The channels a socket joined, with the user id it holds in each presence channel: a short
-/// list searched in order, grown one entry at a time. Most sockets join one or a few channels,
-/// and a hash map's smallest table (four slots and their control bytes) is several entries
-/// big (docs/architecture.md, "Memory per connection"). Bounded by
-/// `max_subscriptions_per_connection`.
-#[derive(Debug, Default)]
-struct JoinedChannels(Vec<(ChannelName, Option<UserId>)>);
-
-impl JoinedChannels {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-
-    fn get(&self, name: &str) -> Option<(&ChannelName, &Option<UserId>)> {
-        self.0.iter().find(|(n, _)| n.as_str() == name).map(|(n, u)| (n, u))
-    }
-
-    /// Records `name` (replacing the user of an entry already there).
-    fn insert(&mut self, name: ChannelName, user: Option<UserId>) {
-        match self.0.iter_mut().find(|(n, _)| *n == name) {
-            Some(entry) => entry.1 = user,
-            None => {
-                self.0.reserve_exact(1);
-                self.0.push((name, user));
-            }
-        }
-    }
-
-    fn remove(&mut self, name: &str) -> Option<(ChannelName, Option<UserId>)> {
-        let index = self.0.iter().position(|(n, _)| n.as_str() == name)?;
-        Some(self.0.swap_remove(index))
-    }
-}
-
-impl IntoIterator for JoinedChannels {
-    type Item = (ChannelName, Option<UserId>);
-    type IntoIter = std::vec::IntoIter<(ChannelName, Option<UserId>)>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
     }
 }
 

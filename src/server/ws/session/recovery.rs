@@ -5,7 +5,9 @@
 use herald_protocol::history::{recovery_failed_data, RECOVERY_FAILED_EVENT};
 use herald_protocol::{ChannelName, ServerMessage};
 
+use super::Session;
 use crate::apps::App;
+use crate::channels::RecoveryStart;
 use crate::frame::Frame;
 use crate::history::{Gap, Since};
 
@@ -44,6 +46,42 @@ impl PendingRecoveries {
             self.0 = None;
         }
         Some(since)
+    }
+}
+
+impl Session {
+    /// `herald:recover`: replays now on a subscribed channel, or when the subscription comes.
+    pub async fn recover(&mut self, channel: &str, since: &str) {
+        let (name, since) = match check(&self.app, channel, since, self.limits.max_channel_name_length) {
+            Ok(checked) => checked,
+            Err(failed) => {
+                self.app.metrics.recoveries_failed.inc();
+                let _ = self.me.outbox.push(failed);
+                return;
+            }
+        };
+        if !self.channels.contains(name.as_str()) {
+            if let Err(failed) = self.pending.add(name, since) {
+                self.app.metrics.recoveries_failed.inc();
+                let _ = self.me.outbox.push(failed);
+            }
+            return;
+        }
+        if let Some(start) = self.app.channels.begin_recovery(&name, self.me.socket_id) {
+            self.app.recover(&name, self.me.socket_id, since, start).await;
+        }
+    }
+
+    /// Starts the recovery a pending request asked for, right after its subscription:
+    /// `already` when the socket was subscribed before (it may have had events live).
+    pub(super) async fn recover_joined(&mut self, name: &ChannelName, since: Since, already: bool) {
+        let start = match already {
+            true => self.app.channels.begin_recovery(name, self.me.socket_id),
+            false => Some(RecoveryStart { had_from: None }),
+        };
+        if let Some(start) = start {
+            self.app.recover(name, self.me.socket_id, since, start).await;
+        }
     }
 }
 
