@@ -161,11 +161,25 @@ async fn a_session_without_requests_expires_and_leaves_its_presence_channel() {
     let mut quick = app();
     quick.activity_timeout_seconds = 1;
     let server = TestServer::with_app(quick).await;
+    expires_and_leaves(&server).await;
+}
+
+#[tokio::test]
+async fn a_vanished_page_ends_its_session_after_the_detached_limit_not_the_activity_timeout() {
+    // The activity timeout stays at its 120 s default: only the detached limit can end it.
+    let mut config = config_with(vec![app()]);
+    config.server.http_session_detached_seconds = 1;
+    let server = TestServer::with_config(config).await;
+    expires_and_leaves(&server).await;
+}
+
+/// A presence member over HTTP whose client stops polling is removed when its session ends.
+async fn expires_and_leaves(server: &TestServer) {
     let mut watcher = server.connect().await;
     let channel = "presence-lobby";
     watcher.subscribe_presence(channel, r#"{"user_id":"watcher"}"#).await;
 
-    let client = client(&server, "8/expire01");
+    let client = client(server, "8/expire01");
     let (_, lines) = client.poll().await;
     let Some(Line::Messages(messages)) = lines.get(1) else { panic!("no handshake in {lines:?}") };
     let socket_id = data_of(&messages[0])["socket_id"].as_str().expect("socket_id").to_string();

@@ -77,6 +77,10 @@ pub struct ServerConfig {
     pub max_timestamp_skew_seconds: u64,
     /// How long to wait for a pong after pinging an idle connection before closing it with 4201.
     pub pong_timeout_seconds: u64,
+    /// An HTTP fallback session (xhr_streaming / xhr_polling) with no request attached for this
+    /// long ends (at most the app's activity timeout): pusher-js reattaches at once, so a longer
+    /// silence means the page is gone (SockJS's `disconnect_delay`).
+    pub http_session_detached_seconds: u64,
     /// Longest channel name accepted (Pusher: 164).
     pub max_channel_name_length: usize,
     /// Longest event name accepted (the SDKs' limit: 200).
@@ -112,6 +116,7 @@ impl Default for ServerConfig {
             max_request_body_bytes: 1 << 20,
             max_timestamp_skew_seconds: 600,
             pong_timeout_seconds: 30,
+            http_session_detached_seconds: 10,
             max_channel_name_length: 164,
             max_event_name_length: 200,
             strict_protocol_version: false,
@@ -171,6 +176,7 @@ impl Config {
             ("server.max_outbox_bytes", s.max_outbox_bytes as u64),
             ("server.max_request_body_bytes", s.max_request_body_bytes as u64),
             ("server.pong_timeout_seconds", s.pong_timeout_seconds),
+            ("server.http_session_detached_seconds", s.http_session_detached_seconds),
             ("server.max_channel_name_length", s.max_channel_name_length as u64),
             ("server.max_event_name_length", s.max_event_name_length as u64),
             ("server.shutdown_grace_seconds", s.shutdown_grace_seconds),

@@ -190,8 +190,10 @@ fn start(
         max_channel_name_length: shared.config.max_channel_name_length,
         max_event_name_length: shared.config.max_event_name_length,
     };
+    let activity_timeout = Duration::from_secs(app.config.activity_timeout_seconds);
     let timing = Timing {
-        activity_timeout: Duration::from_secs(app.config.activity_timeout_seconds),
+        activity_timeout,
+        detached_limit: Duration::from_secs(shared.config.http_session_detached_seconds).min(activity_timeout),
         pong_timeout: Duration::from_secs(shared.config.pong_timeout_seconds),
         authorize_within: app.config.authorized_connections_timeout_seconds.map(Duration::from_secs),
         drain_window: Duration::from_secs(shared.config.drain_window_seconds),

@@ -100,6 +100,8 @@ impl Receiver {
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub activity_timeout: Duration,
+    /// With no request attached this long, the session ends (at most `activity_timeout`).
+    pub detached_limit: Duration,
     pub pong_timeout: Duration,
     /// A session not authorized by then is closed with 4009.
     pub authorize_within: Option<Duration>,
@@ -227,7 +229,7 @@ impl Transport {
     /// The earliest moment something is due.
     fn next_wake(&self) -> Instant {
         let heartbeat = self.receiver.as_ref().map(|_| self.last_written + self.timing.heartbeat());
-        let expiry = self.detached_since.map(|since| since + self.timing.activity_timeout);
+        let expiry = self.detached_since.map(|since| since + self.timing.detached_limit);
         let close_given_up = self.closing_since.map(|since| since + CLOSE_GRACE);
         [self.authorize_at, self.drain_at, heartbeat, expiry, close_given_up]
             .into_iter()
@@ -329,7 +331,7 @@ impl Transport {
         if self.closing_since.is_some_and(|since| now >= since + CLOSE_GRACE) {
             return Some(Ended::CloseUndelivered);
         }
-        if self.detached_since.is_some_and(|since| now >= since + self.timing.activity_timeout) {
+        if self.detached_since.is_some_and(|since| now >= since + self.timing.detached_limit) {
             return Some(Ended::Expired);
         }
         if now >= self.last_written + self.timing.heartbeat() {
