@@ -158,6 +158,15 @@ url = {{ toJson .Values.redis.url }}
 {{- end }}
 {{- include "herald.tomlPairs" (dict "map" .Values.redis.options "skip" (list "driver" "url")) }}
 {{- end }}
+{{- if .Values.nats.enabled }}
+
+[adapter]
+driver = "nats"
+{{- if and .Values.nats.url (not .Values.nats.existingSecret) }}
+url = {{ toJson .Values.nats.url }}
+{{- end }}
+{{- include "herald.tomlPairs" (dict "map" .Values.nats.options "skip" (list "driver" "url")) }}
+{{- end }}
 {{- range $app := .Values.apps }}
 
 [[apps]]
@@ -182,6 +191,15 @@ url = {{ toJson .Values.redis.url }}
 {{- end }}
 {{- if and .Values.redis.url .Values.redis.existingSecret }}
 {{- fail "set only one of redis.url and redis.existingSecret" }}
+{{- end }}
+{{- if and .Values.redis.enabled .Values.nats.enabled }}
+{{- fail "set only one of redis.enabled and nats.enabled" }}
+{{- end }}
+{{- if and .Values.nats.enabled (not .Values.config.existingSecret) (not .Values.nats.url) (not .Values.nats.existingSecret) }}
+{{- fail "nats.enabled needs nats.url or nats.existingSecret" }}
+{{- end }}
+{{- if and .Values.nats.url .Values.nats.existingSecret }}
+{{- fail "set only one of nats.url and nats.existingSecret" }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (lt (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
 {{- fail "autoscaling.maxReplicas must be >= autoscaling.minReplicas" }}
