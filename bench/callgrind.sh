@@ -10,6 +10,7 @@
 #
 # Usage: cargo build --release -p herald -p herald-bench && bench/callgrind.sh
 #        (apt-get install valgrind; CONNECTIONS=100 EVENTS=200 by default; ~1 minute)
+#        HISTORY='bench-*' bench/callgrind.sh   the same with the channel keeping history
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -37,6 +38,9 @@ id = "app1"
 key = "key1"
 secret = "secret1"
 EOF
+    if [ -n "${HISTORY:-}" ]; then
+        printf '[[apps.history]]\nchannels = "%s"\nmax_events = 1000\nmax_age_seconds = 300\n' "$HISTORY" >>"$OUT/$name.toml"
+    fi
     valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.out" \
         target/release/herald --config "$OUT/$name.toml" >"$OUT/$name.log" 2>&1 &
     local pid=$!

@@ -6,6 +6,8 @@
 #
 # Usage: cargo build --release -p herald -p herald-bench
 #        bench/fanout.sh --connections 1000 --events 200 --rate 20 [--json out.json]
+#        HISTORY='bench-*' bench/fanout.sh ...   the same with those channels keeping history
+#                                                (docs/history.md; max_events 1000)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -41,6 +43,9 @@ secret = "secret1"
 client_events = true
 subscription_count = true
 EOF
+if [ -n "${HISTORY:-}" ]; then
+    printf '\n[[apps.history]]\nchannels = "%s"\nmax_events = 1000\nmax_age_seconds = 300\n' "$HISTORY" >>"$workdir/herald.toml"
+fi
 
 taskset -c 0 target/release/herald --config "$workdir/herald.toml" >"$workdir/herald.log" 2>&1 &
 server_pid=$!
