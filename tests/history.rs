@@ -305,3 +305,40 @@ async fn backends_read_the_history_from_redis_on_any_node() {
     assert_eq!(status, 200);
     assert_eq!(from_b["events"].as_array().map(Vec::len), Some(4), "{from_b}");
 }
+
+/// A node that could not record events (Redis refused the writes) remembers it: the next recorded event
+/// of the channel is preceded by a gap entry, and a recovery across it fails instead of
+/// silently missing what was not recorded. A recovery from after it still works.
+#[tokio::test]
+async fn a_recovery_across_events_redis_could_not_record_fails_instead_of_missing_them() {
+    let redis = RedisServer::start();
+    let server = TestServer::with_config(node(&redis, &format!("hgap{}", std::process::id()))).await;
+    let api = server.api();
+    let mut before = server.connect().await;
+    before.subscribe(CHANNEL).await;
+    api.trigger_one(CHANNEL, "e", "0").await;
+    let seen = next_event(&mut before).await.position;
+    drop(before);
+
+    // Redis refuses writes (out of memory): "1" is delivered (to nobody) but not recorded.
+    redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    redis.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    api.trigger_one(CHANNEL, "e", "1").await;
+    redis.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    api.trigger_one(CHANNEL, "e", "2").await;
+
+    let mut across = server.connect().await;
+    send_recover(&mut across, &seen).await;
+    across.subscribe(CHANNEL).await;
+    let failed = across.expect_event("herald:recovery_failed").await;
+    assert!(data_of(&failed)["reason"].as_str().is_some_and(|r| r.contains("not recorded")), "{failed}");
+
+    let (status, all) = api.get(&format!("/channels/{CHANNEL}/history"), &[]).await;
+    assert_eq!(status, 200, "{all}");
+    let events = all["events"].as_array().expect("events");
+    let last = events.last().expect("2 is recorded")["position"].as_str().expect("position").to_string();
+    let mut after = server.connect().await;
+    send_recover(&mut after, &last).await;
+    after.subscribe(CHANNEL).await;
+    assert_eq!(data_of(&after.expect_event("herald:recovered").await)["replayed"], 0);
+}

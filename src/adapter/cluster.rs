@@ -188,6 +188,13 @@ impl Cluster {
         }
     }
 
+    pub async fn history_mark_gap(&self, app: &str, channel: &str, rule: &HistoryRule) -> Result<(), AdapterError> {
+        match self {
+            Cluster::Redis(a) => a.history_mark_gap(app, channel, rule).await,
+            Cluster::Nats(_) => Ok(()),
+        }
+    }
+
     pub async fn history_read(
         &self,
         app: &str,

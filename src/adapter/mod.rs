@@ -162,6 +162,9 @@ pub enum RemoteExtra {
     /// The reaper or reconciliation changed whether `user` is signed in anywhere (first
     /// socket back: `online`; last socket gone: not): emit the watchlist events.
     Presence { app: String, user: UserId, online: bool },
+    /// The backend answers again and this node's state is reconciled: write down what could
+    /// not be recorded meanwhile (history gaps).
+    Reconnected,
 }
 
 pub type SnapshotFn = Arc<dyn Fn() -> Vec<OwnedMembership> + Send + Sync>;

@@ -1,6 +1,9 @@
 //! An app's history channels: publishing an event with its position, and reading what came
 //! after a position, from this node's logs or, in a cluster, from Redis.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use herald_protocol::history::stamp;
 use herald_protocol::{ChannelName, ServerMessage, SocketId};
 use tokio::sync::Mutex;
@@ -13,20 +16,47 @@ use crate::history::{Gap, Replay, Since};
 /// Stripes of the per-channel publish order in a cluster.
 const ORDER_STRIPES: usize = 16;
 
-/// One async lock per stripe of channel names.
-#[derive(Debug)]
-pub(super) struct OrderLocks([Mutex<()>; ORDER_STRIPES]);
+/// Channels remembered as having unrecorded events at most; past it the newest are not
+/// remembered (logged), and a recovery across them cannot tell.
+const MAX_GAPS: usize = 100_000;
 
-impl Default for OrderLocks {
+/// An app's history bookkeeping in a cluster: one async lock per stripe of channel names, so
+/// this node records and sends a channel's events one at a time (in position order), and the
+/// channels whose events it delivered without recording them (the store was unreachable),
+/// until a gap entry says so in the store.
+#[derive(Debug)]
+pub(super) struct ClusterHistory {
+    order: [Mutex<()>; ORDER_STRIPES],
+    gaps: parking_lot::Mutex<HashSet<ChannelName>>,
+}
+
+impl Default for ClusterHistory {
     fn default() -> Self {
-        Self(std::array::from_fn(|_| Mutex::new(())))
+        Self { order: std::array::from_fn(|_| Mutex::new(())), gaps: parking_lot::Mutex::default() }
     }
 }
 
-impl OrderLocks {
-    fn of(&self, name: &ChannelName) -> &Mutex<()> {
+impl ClusterHistory {
+    fn order(&self, name: &ChannelName) -> &Mutex<()> {
         let hash = name.as_str().bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
-        &self.0[hash % ORDER_STRIPES]
+        &self.order[hash % ORDER_STRIPES]
+    }
+
+    fn note_gap(&self, name: &ChannelName) {
+        let mut gaps = self.gaps.lock();
+        if gaps.len() < MAX_GAPS {
+            gaps.insert(name.clone());
+        } else if !gaps.contains(name) {
+            tracing::warn!(channel = name.as_str(), "too many history channels with unrecorded events to remember");
+        }
+    }
+
+    fn has_gap(&self, name: &ChannelName) -> bool {
+        self.gaps.lock().contains(name)
+    }
+
+    fn clear_gap(&self, name: &ChannelName) {
+        self.gaps.lock().remove(name);
     }
 }
 
@@ -52,18 +82,57 @@ impl App {
         if !cluster.keeps_history() {
             return self.publish(name, &Frame::text(&json), except, cache_data);
         }
-        let _in_order = self.history_order.of(name).lock().await;
-        match cluster.history_append(&self.config.id, name.as_str(), &json, rule).await {
+        let _in_order = self.cluster_history.order(name).lock().await;
+        let recorded = match self.cluster_history.has_gap(name) {
+            // The gap goes into the store before anything recorded after it.
+            true => cluster.history_mark_gap(&self.config.id, name.as_str(), rule).await,
+            false => Ok(()),
+        };
+        if recorded.is_ok() {
+            self.cluster_history.clear_gap(name);
+        }
+        let appended = match recorded {
+            Ok(()) => cluster.history_append(&self.config.id, name.as_str(), &json, rule).await,
+            Err(error) => Err(error),
+        };
+        match appended {
             Ok(position) => {
                 let frame = Frame::text(&stamp(&json, position));
                 self.publish_at(name, &frame, Some(position), except, cache_data);
             }
             Err(error) => {
+                self.cluster_history.note_gap(name);
                 self.metrics.history_unrecorded.inc();
                 tracing::warn!(%error, channel = name.as_str(), "could not record a history event; sent without a position");
                 self.publish(name, &Frame::text(&json), except, cache_data);
             }
         }
+    }
+
+    /// After the cluster's store came back: writes a gap entry for every channel whose events
+    /// this node delivered unrecorded, so recoveries across them fail instead of missing them.
+    pub fn record_history_gaps(self: &Arc<Self>) {
+        let (Some(cluster), false) = (self.cluster.clone(), self.cluster_history.gaps.lock().is_empty()) else {
+            return;
+        };
+        let app = self.clone();
+        tokio::spawn(async move {
+            let names: Vec<ChannelName> = app.cluster_history.gaps.lock().iter().cloned().collect();
+            for name in names {
+                let Some(rule) = app.channels.policy().history.for_channel(name.as_str()) else { continue };
+                let _in_order = app.cluster_history.order(&name).lock().await;
+                if !app.cluster_history.has_gap(&name) {
+                    continue;
+                }
+                match cluster.history_mark_gap(&app.config.id, name.as_str(), rule).await {
+                    Ok(()) => app.cluster_history.clear_gap(&name),
+                    Err(error) => {
+                        tracing::warn!(%error, channel = name.as_str(), "could not record a history gap");
+                        return;
+                    }
+                }
+            }
+        });
     }
 
     /// The events of `name` after `since`.

@@ -40,9 +40,9 @@ pub struct App {
     /// The app's HTTP API request budget, when it has one.
     pub api_limiter: Option<governor::DefaultDirectRateLimiter>,
     connections: AtomicU64,
-    /// In a cluster, history events of one channel are recorded and published one at a
-    /// time per node (striped by channel), so this node sends them in position order.
-    history_order: history::OrderLocks,
+    /// In a cluster: the order of a channel's history events on this node, and the channels
+    /// whose events could not be recorded.
+    cluster_history: history::ClusterHistory,
 }
 
 /// Holds one of the app's connection slots; dropping it frees the slot (and the cluster's
@@ -78,7 +78,7 @@ impl App {
             .and_then(std::num::NonZeroU32::new)
             .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n)));
         Self {
-            history_order: history::OrderLocks::default(),
+            cluster_history: history::ClusterHistory::default(),
             api_limiter,
             channels: ChannelRegistry::new(policy, webhooks.clone(), remote),
             cluster,

@@ -50,6 +50,11 @@ impl Inbound {
                     app.announce_status(&user, online);
                 }
             }
+            RemoteExtra::Reconnected => {
+                for app in apps.iter() {
+                    app.record_history_gaps();
+                }
+            }
         }
     }
 

@@ -76,6 +76,8 @@ pub enum Gap {
     Unavailable,
     #[error("this cluster backend keeps no history (use the Redis adapter)")]
     Unsupported,
+    #[error("events after this position were delivered while the history store was unreachable and not recorded")]
+    Unrecorded,
 }
 
 /// The major of every position a single node gives out: the time it started, in

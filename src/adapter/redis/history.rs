@@ -19,6 +19,8 @@ use crate::history::{unix_ms, Gap, Position, Replay, Since};
 const EVENT: &str = "e";
 /// The field of an anchor entry.
 const ANCHOR: &str = "a";
+/// The field of a gap entry: events of the channel around here were delivered but not recorded.
+const GAP: &str = "g";
 
 impl RedisAdapter {
     /// Appends the event `json` (encoded without a position) to the channel's stream and
@@ -31,6 +33,12 @@ impl RedisAdapter {
         rule: &HistoryRule,
     ) -> Result<Position, AdapterError> {
         self.append_entry(app, channel, EVENT, json, rule).await
+    }
+
+    /// Records that events of the channel were delivered without being recorded (Redis was
+    /// unreachable): a recovery across this point fails instead of silently missing them.
+    pub async fn history_mark_gap(&self, app: &str, channel: &str, rule: &HistoryRule) -> Result<(), AdapterError> {
+        self.append_entry(app, channel, GAP, "", rule).await.map(drop)
     }
 
     /// The channel's events after `since`, or why they are not all kept.
@@ -63,6 +71,9 @@ impl RedisAdapter {
         let oldest_kept = unix_ms(SystemTime::now()).saturating_sub(rule.max_age_seconds.saturating_mul(1000));
         if after.iter().any(|(p, _)| p.major < oldest_kept) {
             return Err(Gap::NotKept);
+        }
+        if after.iter().any(|(_, e)| e.map.contains_key(GAP)) {
+            return Err(Gap::Unrecorded);
         }
         let latest = entries.last().map_or(from, |(p, _)| *p);
         let events = after.iter().filter_map(|(position, entry)| event_frame(*position, entry)).collect();

@@ -50,7 +50,7 @@ fn body(channel: &ChannelName, replay: Option<Replay>) -> String {
 fn refusal(channel: &ChannelName, gap: Gap) -> ApiError {
     match gap {
         Gap::NoHistory => ApiError::NotFound(format!("Channel {channel} does not keep history")),
-        Gap::NotKept | Gap::Unknown => ApiError::Gone(format!("{gap} (channel {channel})")),
+        Gap::NotKept | Gap::Unknown | Gap::Unrecorded => ApiError::Gone(format!("{gap} (channel {channel})")),
         Gap::Unavailable => ApiError::Unavailable(gap.to_string()),
         Gap::Unsupported => ApiError::NotFound(format!("Channel {channel} keeps no history: {gap}")),
     }
