@@ -210,6 +210,33 @@ async fn recovery_requests_that_cannot_succeed_say_why() {
 }
 
 #[tokio::test]
+async fn a_flood_of_recovery_requests_is_refused_past_its_budget() {
+    let server = TestServer::with_app(history_app(10)).await;
+    let mut client = server.connect().await;
+    client.subscribe(CHANNEL).await;
+    // 100 at once, then 10 a second: of 300 sent in a burst, the first 100 are served and
+    // well over 100 are refused (unless sending them took 10 s), and the connection lives.
+    for _ in 0..300 {
+        send_recover(&mut client, "latest").await;
+    }
+    let (mut served, mut refused) = (0, 0);
+    for n in 0..300 {
+        let frame = client.next_frame().await;
+        match frame["event"].as_str() {
+            Some("herald:recovered") => served += 1,
+            Some("herald:recovery_failed") => {
+                assert!(n >= 100, "one of the first 100 was refused: {frame}");
+                assert!(data_of(&frame)["reason"].as_str().is_some_and(|r| r.contains("too many recovery requests")));
+                refused += 1;
+            }
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    assert!(served >= 100 && refused >= 100, "served {served}, refused {refused}");
+    client.ping_pong().await;
+}
+
+#[tokio::test]
 async fn since_latest_anchors_a_client_that_has_seen_nothing_yet() {
     let server = TestServer::with_app(history_app(10)).await;
     let api = server.api();

@@ -99,6 +99,8 @@ pub struct Session {
     channels: JoinedChannels,
     user: Option<SignedInUser>,
     client_events: Option<Box<DefaultDirectRateLimiter>>,
+    /// The budget of `herald:recover` requests, made on the first one.
+    recoveries: Option<Box<DefaultDirectRateLimiter>>,
     /// Signed in, or subscribed to a private or presence channel ("authorized connections").
     authorized: bool,
     /// `herald:recover` requests waiting for their channel's subscription.
@@ -114,6 +116,7 @@ impl Session {
             channels: JoinedChannels::default(),
             user: None,
             client_events: None,
+            recoveries: None,
             authorized: false,
             pending: PendingRecoveries::default(),
         }

@@ -2,6 +2,9 @@
 //! checking a `herald:recover` request, and remembering the ones that name a channel the
 //! connection has not subscribed to yet, so the subscription starts with the replay.
 
+use std::num::NonZeroU32;
+
+use governor::{Quota, RateLimiter};
 use herald_protocol::history::{recovery_failed_data, RECOVERY_FAILED_EVENT};
 use herald_protocol::{ChannelName, ServerMessage};
 
@@ -13,6 +16,11 @@ use crate::history::{Gap, Since};
 
 /// Requests one connection may hold for channels it has not subscribed to yet.
 pub const MAX_PENDING: usize = 100;
+
+/// `herald:recover` requests one connection may send at once (one per channel on a
+/// reconnect), then per second: each may read a channel's whole history.
+const RECOVERY_BURST: u32 = 100;
+const RECOVERIES_PER_SECOND: u32 = 10;
 
 /// Recoveries waiting for their subscription. Empty (one null pointer, where a `Vec` is three
 /// words) on nearly every connection.
@@ -52,6 +60,14 @@ impl PendingRecoveries {
 impl Session {
     /// `herald:recover`: replays now on a subscribed channel, or when the subscription comes.
     pub async fn recover(&mut self, channel: &str, since: &str) {
+        if !self.recovery_allowed() {
+            self.app.metrics.recoveries_failed.inc();
+            let reason = format!(
+                "too many recovery requests: at most {RECOVERY_BURST} at once, then {RECOVERIES_PER_SECOND} per second"
+            );
+            let _ = self.me.outbox.push(failed(channel, None, &reason));
+            return;
+        }
         let (name, since) = match check(&self.app, channel, since, self.limits.max_channel_name_length) {
             Ok(checked) => checked,
             Err(failed) => {
@@ -70,6 +86,15 @@ impl Session {
         if let Some(start) = self.app.channels.begin_recovery(&name, self.me.socket_id) {
             self.app.recover(&name, self.me.socket_id, since, start).await;
         }
+    }
+
+    fn recovery_allowed(&mut self) -> bool {
+        let limiter = self.recoveries.get_or_insert_with(|| {
+            let burst = NonZeroU32::new(RECOVERY_BURST).unwrap_or(NonZeroU32::MIN);
+            let rate = NonZeroU32::new(RECOVERIES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+            Box::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)))
+        });
+        limiter.check().is_ok()
     }
 
     /// Starts the recovery a pending request asked for, right after its subscription:
