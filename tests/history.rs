@@ -13,7 +13,7 @@ use std::sync::Arc;
 use common::{app, assert_api_error, config_with, data_of, Api, Client, TestServer};
 use herald::config::{AdapterDriver, AppConfig, Config, HistoryRule};
 use serde_json::{json, Value};
-use support::RedisServer;
+use support::{eventually, free_port, RedisServer};
 use tokio::sync::watch;
 
 const CHANNEL: &str = "orders-1";
@@ -368,4 +368,45 @@ async fn a_recovery_across_events_redis_could_not_record_fails_instead_of_missin
     send_recover(&mut after, &last).await;
     after.subscribe(CHANNEL).await;
     assert_eq!(data_of(&after.expect_event("herald:recovered").await)["replayed"], 0);
+}
+
+/// When Redis is down, the node cannot write the gap entry before a next event; it writes it
+/// as soon as Redis is back and it has reconciled, so a recovery across the outage fails even
+/// if the channel stays silent. Redis keeps its data across the restart (append-only file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_redis_returns_the_node_records_the_gap_even_if_no_event_follows() {
+    let dir = std::env::temp_dir().join(format!("herald-history-aof-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let dir_arg = dir.to_string_lossy().to_string();
+    let persistent = ["--appendonly", "yes", "--appendfsync", "always", "--dir", &dir_arg];
+    let mut redis = RedisServer::start_with(free_port(), persistent.iter().map(|s| s.to_string()).collect());
+    let prefix = format!("hout{}", std::process::id());
+    let mut config = node(&redis, &prefix);
+    config.adapter.heartbeat_interval_ms = 200;
+    config.adapter.node_timeout_ms = 1000;
+    config.adapter.command_timeout_ms = 300;
+    let server = TestServer::with_config(config).await;
+    let api = server.api();
+    let mut before = server.connect().await;
+    before.subscribe(CHANNEL).await;
+    api.trigger_one(CHANNEL, "e", "0").await;
+    let seen = next_event(&mut before).await.position;
+    drop(before);
+
+    redis.kill();
+    api.trigger_one(CHANNEL, "e", "during the outage").await;
+    redis.restart();
+    let key = format!("{prefix}:{{app1:{CHANNEL}}}:history");
+    eventually("the node writes the gap once Redis is back", std::time::Duration::from_secs(15), || {
+        let entries = redis.cli(&["XRANGE", &key, "-", "+"]);
+        async move { entries.lines().any(|l| l == "g") }
+    })
+    .await;
+
+    let mut across = server.connect().await;
+    send_recover(&mut across, &seen).await;
+    across.subscribe(CHANNEL).await;
+    let failed = across.expect_event("herald:recovery_failed").await;
+    assert!(data_of(&failed)["reason"].as_str().is_some_and(|r| r.contains("not recorded")), "{failed}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
