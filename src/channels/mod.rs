@@ -10,6 +10,7 @@
 
 mod cache;
 mod counts;
+mod fanout;
 mod history;
 mod presence;
 mod queries;

@@ -17,19 +17,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use herald_protocol::history::position_of;
 use herald_protocol::{ChannelName, PresenceMember, ServerMessage, SocketId, UserId};
 use std::sync::atomic::AtomicUsize;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
 
-use super::cache::{CacheSlot, CachedEvent};
+use super::cache::CacheSlot;
 use super::counts;
 use super::state::ChannelState;
 use crate::adapter::{JoinOutcome, LeaveOutcome};
 use crate::frame::Frame;
-use crate::history::{ChannelLog, HistoryRules, Position};
+use crate::history::{ChannelLog, HistoryRules};
 use crate::outbox::Outbox;
 use crate::webhooks::{AppWebhooks, LeaveCheck, WebhookEvent};
 
@@ -117,9 +116,9 @@ pub struct ChannelRegistry {
     /// History channels' events, on a single node (in a cluster they live in Redis).
     pub(super) logs: DashMap<ChannelName, Arc<Mutex<ChannelLog>>>,
     pub(super) logs_created: AtomicUsize,
-    policy: ChannelPolicy,
+    pub(super) policy: ChannelPolicy,
     webhooks: AppWebhooks,
-    remote: Option<Arc<dyn RemotePublish>>,
+    pub(super) remote: Option<Arc<dyn RemotePublish>>,
 }
 
 impl ChannelRegistry {
@@ -305,62 +304,6 @@ impl ChannelRegistry {
         self.leave_effects(state.as_deref_mut(), name, member_removed, Some(outcome));
         if !outcome.vacated {
             counts::announce(self, state.as_deref(), name, outcome.subscription_count as usize);
-        }
-    }
-
-    /// Queues `frame` to every local subscriber of `name` except `except` and forwards it to
-    /// the other nodes; returns how many local sockets got it. `cache_data` (cache channels,
-    /// HTTP events only) makes it the channel's cached event here.
-    pub fn publish(
-        &self,
-        name: &ChannelName,
-        frame: &Frame,
-        except: Option<SocketId>,
-        cache_data: Option<&str>,
-    ) -> usize {
-        self.publish_at(name, frame, None, except, cache_data)
-    }
-
-    /// [`publish`](Self::publish) for a frame that carries its history `position`, if any.
-    pub fn publish_at(
-        &self,
-        name: &ChannelName,
-        frame: &Frame,
-        position: Option<Position>,
-        except: Option<SocketId>,
-        cache_data: Option<&str>,
-    ) -> usize {
-        self.forward(name, frame, except);
-        let channel = self.channels.get(name).map(|c| c.clone());
-        let state = channel.as_ref().map(|c| c.state.read());
-        if let Some(data) = cache_data {
-            let expires = Instant::now() + self.policy.cache_ttl;
-            let event = CachedEvent { frame: frame.clone(), data: Arc::from(data), expires };
-            self.caches.entry(name.clone()).or_default().last = Some(event);
-        }
-        let delivered = match (&state, position) {
-            (None, _) => 0,
-            (Some(s), Some(position)) => s.broadcast_at(frame, position, except),
-            (Some(s), None) => s.broadcast(frame, except),
-        };
-        drop(state);
-        delivered
-    }
-
-    /// Queues a frame that another node published to the local subscribers only.
-    pub fn deliver_remote(&self, name: &str, frame: &Frame, except: Option<SocketId>) -> usize {
-        let Some(channel) = self.channels.get(name).map(|c| c.clone()) else { return 0 };
-        let state = channel.state.read();
-        let position = state.tracking().and_then(|_| position_of(frame.payload()));
-        match position {
-            Some(position) => state.broadcast_at(frame, position, except),
-            None => state.broadcast(frame, except),
-        }
-    }
-
-    pub(super) fn forward(&self, name: &ChannelName, frame: &Frame, except: Option<SocketId>) {
-        if let Some(remote) = &self.remote {
-            remote.publish(name, frame, except);
         }
     }
 
