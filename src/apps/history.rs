@@ -42,13 +42,17 @@ impl ClusterHistory {
         &self.order[hash % ORDER_STRIPES]
     }
 
-    fn note_gap(&self, name: &ChannelName) {
+    /// Remembers `name`; true the first time (until its gap is recorded).
+    fn note_gap(&self, name: &ChannelName) -> bool {
         let mut gaps = self.gaps.lock();
-        if gaps.len() < MAX_GAPS {
-            gaps.insert(name.clone());
-        } else if !gaps.contains(name) {
-            tracing::warn!(channel = name.as_str(), "too many history channels with unrecorded events to remember");
+        if gaps.contains(name) {
+            return false;
         }
+        if gaps.len() >= MAX_GAPS {
+            tracing::warn!(channel = name.as_str(), "too many history channels with unrecorded events to remember");
+            return false;
+        }
+        gaps.insert(name.clone())
     }
 
     fn has_gap(&self, name: &ChannelName) -> bool {
@@ -63,7 +67,8 @@ impl ClusterHistory {
 impl App {
     /// Publishes an event message everywhere. On a history channel it is recorded first and
     /// its frame carries its position; when the cluster cannot record it, it is delivered
-    /// without one (and a recovery across it cannot see it).
+    /// without one and the channel is remembered, so a gap entry makes recoveries across it
+    /// fail rather than miss it.
     pub async fn publish_event(
         &self,
         name: &ChannelName,
@@ -101,9 +106,11 @@ impl App {
                 self.publish_at(name, &frame, Some(position), except, cache_data);
             }
             Err(error) => {
-                self.cluster_history.note_gap(name);
                 self.metrics.history_unrecorded.inc();
-                tracing::warn!(%error, channel = name.as_str(), "could not record a history event; sent without a position");
+                // Once per channel and outage: the metric counts every event.
+                if self.cluster_history.note_gap(name) {
+                    tracing::warn!(%error, channel = name.as_str(), "could not record history events; sending them without positions");
+                }
                 self.publish(name, &Frame::text(&json), except, cache_data);
             }
         }
