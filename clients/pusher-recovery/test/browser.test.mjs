@@ -1,6 +1,7 @@
 // The plugin in headless Chromium (Debian's, driven by playwright-core) with pusher-js's
 // minified web build, loaded as plain ES modules without a bundler: recovery across a cut
-// connection, and across a page reload through sessionStorage.
+// connection (over a WebSocket, and over pusher-js's xhr_streaming fallback with WebSocket
+// removed from the page), and across a page reload through sessionStorage.
 
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,9 +34,11 @@ function pageHtml() {
   const q = new URLSearchParams(location.search);
   window.received = [];
   window.recovered = [];
+  const port = Number(q.get('port'));
+  const transport = q.get('transport') || 'ws';
   const pusher = new Pusher(q.get('key'), {
-    cluster: 'mt1', wsHost: '127.0.0.1', wsPort: Number(q.get('port')), forceTLS: false,
-    enabledTransports: ['ws'], enableStats: false,
+    cluster: 'mt1', wsHost: '127.0.0.1', wsPort: port, httpHost: '127.0.0.1', httpPort: port,
+    forceTLS: false, enabledTransports: [transport], enableStats: false,
   });
   withRecovery(pusher, {
     channels: 'orders-*',
@@ -84,8 +87,8 @@ after(async () => {
   herald?.stop();
 });
 
-function pageUrl(channel, port) {
-  const q = new URLSearchParams({ key: herald.app().key, port: String(port), channel });
+function pageUrl(channel, port, transport = 'ws') {
+  const q = new URLSearchParams({ key: herald.app().key, port: String(port), channel, transport });
   return `http://127.0.0.1:${site.address().port}/?${q}`;
 }
 
@@ -94,10 +97,9 @@ async function received(page, count) {
   return page.evaluate(() => window.received);
 }
 
-test('in Chromium, a cut connection recovers what it missed', async () => {
-  const channel = unique('orders-web-');
-  const page = await browser.newPage();
-  await page.goto(pageUrl(channel, relay.port));
+/** Cuts the page's connection while events are published, then checks it got them all. */
+async function cutAndRecover(page) {
+  const channel = new URL(page.url()).searchParams.get('channel');
   await page.waitForFunction(() => window.recovered.length === 1, null, WAIT); // the anchor
   await publish(sdk, channel, 1, 2);
   await received(page, 2);
@@ -111,6 +113,24 @@ test('in Chromium, a cut connection recovers what it missed', async () => {
   await publish(sdk, channel, 7, 7);
   assert.deepEqual(await received(page, 7), [1, 2, 3, 4, 5, 6, 7]);
   assert.equal((await page.evaluate(() => window.recovered[1])).replayed, 4);
+}
+
+test('in Chromium, a cut connection recovers what it missed', async () => {
+  const page = await browser.newPage();
+  await page.goto(pageUrl(unique('orders-web-'), relay.port));
+  await cutAndRecover(page);
+  await page.close();
+});
+
+test('in Chromium without WebSocket, over xhr_streaming, a cut connection recovers what it missed', async () => {
+  const page = await browser.newPage();
+  await page.addInitScript(() => {
+    delete window.WebSocket;
+    window.WebSocket = undefined;
+  });
+  await page.goto(pageUrl(unique('orders-xhr-'), relay.port, 'xhr_streaming'));
+  await cutAndRecover(page);
+  assert.equal(await page.evaluate(() => window.pusher.connection.connection.transport.name), 'xhr_streaming');
   await page.close();
 });
 
