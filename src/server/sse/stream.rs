@@ -83,13 +83,15 @@ enum Ended {
 
 /// Serves the stream until it ends.
 pub async fn run(mut stream: EventStream, channels: Vec<ChannelRequest>, last_event_id: Option<LastEventId>) {
-    let mut positions = resume::resume(&mut stream.session, &channels, last_event_id.as_ref()).await;
+    // The cold awaits are boxed: inline, the session's futures would stay in the task's
+    // allocation for the stream's whole life (docs/architecture.md, "Memory per connection").
+    let mut positions = Box::pin(resume::resume(&mut stream.session, &channels, last_event_id.as_ref())).await;
     for c in &channels {
-        stream.session.subscribe_or_report(&c.name, c.auth.as_deref(), c.channel_data.as_deref()).await;
+        Box::pin(stream.session.subscribe_or_report(&c.name, c.auth.as_deref(), c.channel_data.as_deref())).await;
     }
     drop(channels);
     let ended = stream.pump(&mut positions).await;
-    stream.finish(ended, &mut positions).await;
+    Box::pin(stream.finish(ended, &mut positions)).await;
 }
 
 impl EventStream {

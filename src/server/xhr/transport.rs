@@ -204,8 +204,10 @@ impl Transport {
                     None => self.detach(),
                 },
                 () = response_gone(chunks), if self.receiver.is_some() => self.detach(),
+                // Boxed, like every cold await of a long-lived connection task: the session's
+                // futures inline would make the task several KiB bigger for its whole life.
                 command = commands.recv() => match command {
-                    Some(command) => self.on_command(command).await,
+                    Some(command) => Box::pin(self.on_command(command)).await,
                     None => break Ended::Expired,
                 },
                 () = &mut timer => if let Some(ended) = self.on_timer(Instant::now()) { break ended },
@@ -219,7 +221,7 @@ impl Transport {
             }
         };
         sessions.remove(path, id);
-        self.finish(ended).await;
+        Box::pin(self.finish(ended)).await;
     }
 
     fn metrics(&self) -> &AppMetrics {
