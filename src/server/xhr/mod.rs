@@ -17,6 +17,7 @@
 mod cors;
 mod framing;
 mod path;
+mod receiver;
 mod sessions;
 mod transport;
 
@@ -40,8 +41,9 @@ pub use sessions::Sessions;
 
 use self::cors::Cors;
 use self::path::{Kind, SessionPath};
+use self::receiver::{Delivery, Receiver};
 use self::sessions::{Handle, Refused};
-use self::transport::{Command, Delivery, Receiver, Timing, Transport};
+use self::transport::{Command, Timing, Transport};
 use super::ws::session::{Session, SessionLimits};
 use super::ws::{admit, Handshake};
 use super::{full, http, Body, Shared};

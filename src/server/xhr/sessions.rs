@@ -9,7 +9,8 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 
-use super::transport::{Command, Receiver};
+use super::receiver::Receiver;
+use super::transport::Command;
 
 /// Most HTTP sessions one node keeps at once (each app's connection quota applies as well).
 pub const MAX_SESSIONS: usize = 100_000;
