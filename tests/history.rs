@@ -4,6 +4,8 @@
 //! and on two nodes sharing a real Redis.
 
 mod common;
+#[path = "support/nats.rs"]
+mod nats_support;
 #[path = "support/redis.rs"]
 mod support;
 
@@ -24,6 +26,14 @@ fn history_app(max_events: usize) -> AppConfig {
     let mut app = app();
     app.history = vec![HistoryRule { channels: "orders-*".into(), max_events, max_age_seconds: 300 }];
     app
+}
+
+fn nats_node(nats: &nats_support::NatsServer, prefix: &str, app: AppConfig) -> Config {
+    let mut config = config_with(vec![app]);
+    config.adapter.driver = AdapterDriver::Nats;
+    config.adapter.url = nats.url();
+    config.adapter.prefix = prefix.to_string();
+    config
 }
 
 fn node(redis: &RedisServer, prefix: &str) -> Config {
@@ -409,4 +419,34 @@ async fn when_redis_returns_the_node_records_the_gap_even_if_no_event_follows() 
     let failed = across.expect_event("herald:recovery_failed").await;
     assert!(data_of(&failed)["reason"].as_str().is_some_and(|r| r.contains("not recorded")), "{failed}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_client_cut_on_one_node_recovers_on_another_through_nats() {
+    let Some(nats) = nats_support::NatsServer::start() else { return };
+    let prefix = format!("hn{}", std::process::id());
+    let a = TestServer::with_config(nats_node(&nats, &prefix, history_app(1_000))).await;
+    let b = TestServer::with_config(nats_node(&nats, &prefix, history_app(1_000))).await;
+    cut_mid_stream(a.api(), &a, &b).await;
+}
+
+#[tokio::test]
+async fn backends_read_the_history_from_nats_on_any_node_and_old_gaps_fail() {
+    let Some(nats) = nats_support::NatsServer::start() else { return };
+    let prefix = format!("hnapi{}", std::process::id());
+    let a = TestServer::with_config(nats_node(&nats, &prefix, history_app(4))).await;
+    let b = TestServer::with_config(nats_node(&nats, &prefix, history_app(4))).await;
+    history_api(&a.api()).await;
+    let (status, from_b) = b.api().get(&format!("/channels/{CHANNEL}/history"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(from_b["events"].as_array().map(Vec::len), Some(4), "{from_b}");
+    let first = from_b["events"][0]["position"].as_str().expect("position").to_string();
+    for n in 4..6 {
+        a.api().trigger_one(CHANNEL, "e", &n.to_string()).await;
+    }
+    let mut client = b.connect().await;
+    send_recover(&mut client, &first).await;
+    client.subscribe(CHANNEL).await;
+    let failed = client.expect_event("herald:recovery_failed").await;
+    assert!(data_of(&failed)["reason"].as_str().is_some_and(|r| r.contains("no longer kept")), "{failed}");
 }

@@ -381,25 +381,3 @@ async fn a_nats_restart_keeps_local_delivery_and_the_cluster_recovers() {
     })
     .await;
 }
-
-/// The NATS adapter keeps no channel history (docs/history.md): a history channel's events
-/// still reach every node, without positions, and a recovery says why it cannot be done.
-#[tokio::test]
-async fn history_channels_work_as_plain_channels_and_recoveries_fail_with_a_reason() {
-    let Some(nats) = NatsServer::start() else { return };
-    let mut app = app();
-    app.history =
-        vec![herald::config::HistoryRule { channels: "orders-*".into(), max_events: 10, max_age_seconds: 60 }];
-    let prefix = format!("h{}", std::process::id());
-    let a = TestServer::with_config(node_config(vec![app.clone()], &nats, &prefix)).await;
-    let b = TestServer::with_config(node_config(vec![app], &nats, &prefix)).await;
-    let mut client = b.connect().await;
-    client.send_json(json!({"event": "herald:recover", "data": {"channel": "orders-1", "since": "latest"}})).await;
-    client.subscribe("orders-1").await;
-    let failed = client.expect_event("herald:recovery_failed").await;
-    assert!(failed["data"].as_str().is_some_and(|d| d.contains("keeps no history")), "{failed}");
-    let subject = format!("{prefix}.chan.{APP_ID}.orders-1");
-    nats_support::wait_until("b listens to the channel", Duration::from_secs(5), || nats.subscriptions(&subject) == 1);
-    a.api().trigger_one("orders-1", "e", "1").await;
-    assert_eq!(client.expect_event("e").await, json!({"event": "e", "channel": "orders-1", "data": "1"}));
-}

@@ -167,14 +167,8 @@ impl Cluster {
     }
 }
 
-/// Channel history (docs/history.md) lives in Redis streams; the NATS adapter keeps none yet,
-/// so with it history channels behave as ordinary channels and recoveries fail with a reason.
+/// Channel history (docs/history.md): Redis streams, or a JetStream stream with NATS.
 impl Cluster {
-    /// Whether this backend keeps channel history.
-    pub fn keeps_history(&self) -> bool {
-        matches!(self, Cluster::Redis(_))
-    }
-
     pub async fn history_append(
         &self,
         app: &str,
@@ -184,14 +178,14 @@ impl Cluster {
     ) -> Result<Position, AdapterError> {
         match self {
             Cluster::Redis(a) => a.history_append(app, channel, json, rule).await,
-            Cluster::Nats(_) => Err(AdapterError::Unavailable),
+            Cluster::Nats(a) => a.history_append(app, channel, json, rule).await,
         }
     }
 
     pub async fn history_mark_gap(&self, app: &str, channel: &str, rule: &HistoryRule) -> Result<(), AdapterError> {
         match self {
             Cluster::Redis(a) => a.history_mark_gap(app, channel, rule).await,
-            Cluster::Nats(_) => Ok(()),
+            Cluster::Nats(a) => a.history_mark_gap(app, channel, rule).await,
         }
     }
 
@@ -204,14 +198,14 @@ impl Cluster {
     ) -> Result<Replay, Gap> {
         match self {
             Cluster::Redis(a) => a.history_read(app, channel, rule, since).await,
-            Cluster::Nats(_) => Err(Gap::Unsupported),
+            Cluster::Nats(a) => a.history_read(app, channel, rule, since).await,
         }
     }
 
     pub async fn history_kept(&self, app: &str, channel: &str, rule: &HistoryRule) -> Result<Option<Replay>, Gap> {
         match self {
             Cluster::Redis(a) => a.history_kept(app, channel, rule).await,
-            Cluster::Nats(_) => Err(Gap::Unsupported),
+            Cluster::Nats(a) => a.history_kept(app, channel, rule).await,
         }
     }
 }

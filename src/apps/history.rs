@@ -2,7 +2,9 @@
 //! after a position, from this node's logs or, in a cluster, from Redis.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use herald_protocol::history::stamp;
 use herald_protocol::{ChannelName, ServerMessage, SocketId};
@@ -16,6 +18,9 @@ use crate::history::{Gap, Replay, Since};
 /// Stripes of the per-channel publish order in a cluster.
 const ORDER_STRIPES: usize = 16;
 
+/// How often a node retries the gap entries it owes.
+const GAP_RETRY: Duration = Duration::from_secs(1);
+
 /// Channels remembered as having unrecorded events at most; past it the newest are not
 /// remembered (logged), and a recovery across them cannot tell.
 const MAX_GAPS: usize = 100_000;
@@ -28,11 +33,17 @@ const MAX_GAPS: usize = 100_000;
 pub(super) struct ClusterHistory {
     order: [Mutex<()>; ORDER_STRIPES],
     gaps: parking_lot::Mutex<HashSet<ChannelName>>,
+    /// A task is retrying the gap entries (one per app at most).
+    flushing: AtomicBool,
 }
 
 impl Default for ClusterHistory {
     fn default() -> Self {
-        Self { order: std::array::from_fn(|_| Mutex::new(())), gaps: parking_lot::Mutex::default() }
+        Self {
+            order: std::array::from_fn(|_| Mutex::new(())),
+            gaps: parking_lot::Mutex::default(),
+            flushing: AtomicBool::new(false),
+        }
     }
 }
 
@@ -70,7 +81,7 @@ impl App {
     /// without one and the channel is remembered, so a gap entry makes recoveries across it
     /// fail rather than miss it.
     pub async fn publish_event(
-        &self,
+        self: &Arc<Self>,
         name: &ChannelName,
         message: &ServerMessage<'_>,
         except: Option<SocketId>,
@@ -84,9 +95,6 @@ impl App {
             let (frame, delivered) = self.channels.record_and_publish(name, &json, rule, except, cache_data);
             return self.published(name, &frame, except, delivered);
         };
-        if !cluster.keeps_history() {
-            return self.publish(name, &Frame::text(&json), except, cache_data);
-        }
         let _in_order = self.cluster_history.order(name).lock().await;
         let recorded = match self.cluster_history.has_gap(name) {
             // The gap goes into the store before anything recorded after it.
@@ -110,36 +118,59 @@ impl App {
                 // Once per channel and outage: the metric counts every event.
                 if self.cluster_history.note_gap(name) {
                     tracing::warn!(%error, channel = name.as_str(), "could not record history events; sending them without positions");
+                    self.record_history_gaps();
                 }
                 self.publish(name, &Frame::text(&json), except, cache_data);
             }
         }
     }
 
-    /// After the cluster's store came back: writes a gap entry for every channel whose events
-    /// this node delivered unrecorded, so recoveries across them fail instead of missing them.
+    /// Writes the gap entries this node owes, now (the cluster's store came back) and then
+    /// every [`GAP_RETRY`] until none is left, so a recovery across unrecorded events fails
+    /// even when the channel stays silent and the outage was too short to open the breaker.
     pub fn record_history_gaps(self: &Arc<Self>) {
-        let (Some(cluster), false) = (self.cluster.clone(), self.cluster_history.gaps.lock().is_empty()) else {
+        let Some(cluster) = self.cluster.clone() else { return };
+        if self.cluster_history.gaps.lock().is_empty() || self.cluster_history.flushing.swap(true, Ordering::AcqRel) {
             return;
-        };
+        }
         let app = self.clone();
         tokio::spawn(async move {
-            let names: Vec<ChannelName> = app.cluster_history.gaps.lock().iter().cloned().collect();
-            for name in names {
-                let Some(rule) = app.channels.policy().history.for_channel(name.as_str()) else { continue };
-                let _in_order = app.cluster_history.order(&name).lock().await;
-                if !app.cluster_history.has_gap(&name) {
-                    continue;
-                }
-                match cluster.history_mark_gap(&app.config.id, name.as_str(), rule).await {
-                    Ok(()) => app.cluster_history.clear_gap(&name),
-                    Err(error) => {
-                        tracing::warn!(%error, channel = name.as_str(), "could not record a history gap");
+            loop {
+                app.write_gaps(&cluster).await;
+                let history = &app.cluster_history;
+                if history.gaps.lock().is_empty() {
+                    history.flushing.store(false, Ordering::Release);
+                    // A gap noted meanwhile either sees the flag down and starts a task, or
+                    // was noted before it went down and is seen here.
+                    if history.gaps.lock().is_empty() || history.flushing.swap(true, Ordering::AcqRel) {
                         return;
                     }
                 }
+                tokio::time::sleep(GAP_RETRY).await;
             }
         });
+    }
+
+    /// One pass over the owed gap entries; stops at the first that cannot be written.
+    async fn write_gaps(&self, cluster: &crate::adapter::Cluster) {
+        let names: Vec<ChannelName> = self.cluster_history.gaps.lock().iter().cloned().collect();
+        for name in names {
+            let Some(rule) = self.channels.policy().history.for_channel(name.as_str()) else {
+                self.cluster_history.clear_gap(&name);
+                continue;
+            };
+            let _in_order = self.cluster_history.order(&name).lock().await;
+            if !self.cluster_history.has_gap(&name) {
+                continue;
+            }
+            match cluster.history_mark_gap(&self.config.id, name.as_str(), rule).await {
+                Ok(()) => self.cluster_history.clear_gap(&name),
+                Err(error) => {
+                    tracing::debug!(%error, channel = name.as_str(), "history gap not recorded yet");
+                    return;
+                }
+            }
+        }
     }
 
     /// The events of `name` after `since`.

@@ -74,8 +74,6 @@ pub enum Gap {
     Unknown,
     #[error("the history store is unavailable")]
     Unavailable,
-    #[error("this cluster backend keeps no history (use the Redis adapter)")]
-    Unsupported,
     #[error("events after this position were delivered while the history store was unreachable and not recorded")]
     Unrecorded,
 }

@@ -131,7 +131,10 @@ impl NatsAdapter {
                     Err(e) => Err(e),
                 };
                 match result {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        self.report_extra(RemoteExtra::Reconnected);
+                        break;
+                    }
                     Err(e) => tracing::warn!(error = %e, attempt, "reconciliation failed"),
                 }
                 tokio::select! {

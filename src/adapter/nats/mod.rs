@@ -16,6 +16,7 @@
 
 mod channels;
 mod doc;
+mod history;
 mod liveness;
 mod local;
 mod names;
@@ -131,6 +132,11 @@ impl NatsAdapter {
             .await
             .map_err(|_| AdapterError::Timeout)?
             .map_err(|e| AdapterError::Nats(format!("no JetStream KV bucket {}: {e}", names.bucket())))?;
+        let (stream, subjects) = (names.history_stream(), names.history_subjects());
+        tokio::time::timeout(5 * command, history::open_history(&js, &stream, subjects))
+            .await
+            .map_err(|_| AdapterError::Timeout)?
+            .map_err(|e| AdapterError::Nats(format!("no JetStream history stream {stream}: {e}")))?;
         let (outgoing, outgoing_rx) = mpsc::channel(config.publish_queue_capacity.max(1));
         let adapter = Arc::new(Self {
             node,

@@ -45,6 +45,19 @@ impl Names {
         format!("{}_cluster", self.prefix)
     }
 
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The stream of every history channel's events (docs/history.md).
+    pub fn history_stream(&self) -> String {
+        format!("{}_history", self.prefix)
+    }
+
+    pub fn history_subjects(&self) -> String {
+        format!("{}.hist.>", self.prefix)
+    }
+
     pub fn key(&self, key: &Key) -> String {
         match key {
             Key::Channel { app, channel } => format!("chan.{}.{}", escape(app), escape(channel)),

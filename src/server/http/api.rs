@@ -1,6 +1,7 @@
 //! `/apps/{app_id}/…`: find the app, read the body within its limit, check the signature,
 //! then dispatch to the endpoint.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -18,7 +19,7 @@ use crate::server::{Body, Shared};
 /// A request that passed authentication, with what the endpoints need.
 #[derive(Debug)]
 pub struct Authorized<'a> {
-    pub app: &'a App,
+    pub app: &'a Arc<App>,
     pub shared: &'a Shared,
     pub query: Query,
     pub body: Bytes,

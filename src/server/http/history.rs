@@ -52,6 +52,5 @@ fn refusal(channel: &ChannelName, gap: Gap) -> ApiError {
         Gap::NoHistory => ApiError::NotFound(format!("Channel {channel} does not keep history")),
         Gap::NotKept | Gap::Unknown | Gap::Unrecorded => ApiError::Gone(format!("{gap} (channel {channel})")),
         Gap::Unavailable => ApiError::Unavailable(gap.to_string()),
-        Gap::Unsupported => ApiError::NotFound(format!("Channel {channel} keeps no history: {gap}")),
     }
 }
