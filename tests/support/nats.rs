@@ -50,11 +50,21 @@ impl NatsServer {
         if !nats_server_available() {
             return None;
         }
-        let port = free_port();
-        let store = std::env::temp_dir().join(format!("herald-nats-{}-{port}", std::process::id()));
-        let mut server = Self { port, monitor_port: free_port(), store, child: None };
-        server.restart();
-        Some(server)
+        // A port found free can be taken by another test before the server binds it; the
+        // server then exits at once, and is started again on other ports (bounded).
+        for _ in 0..5 {
+            let (port, mut monitor_port) = (free_port(), free_port());
+            while monitor_port == port {
+                monitor_port = free_port();
+            }
+            let store = std::env::temp_dir().join(format!("herald-nats-{}-{port}", std::process::id()));
+            let mut server = Self { port, monitor_port, store, child: None };
+            if server.launch() {
+                return Some(server);
+            }
+            server.kill_and_forget();
+        }
+        panic!("nats-server did not start on a free port in 5 attempts");
     }
 
     pub fn url(&self) -> String {
@@ -64,6 +74,12 @@ impl NatsServer {
     /// Starts the process (again, on the same ports, with the store as it was) and waits until
     /// it greets clients with JetStream on.
     pub fn restart(&mut self) {
+        assert!(self.launch(), "nats-server on {} exited at start (its ports are taken)", self.port);
+    }
+
+    /// Starts the process and waits until it greets clients with JetStream on; false when it
+    /// exited instead.
+    fn launch(&mut self) -> bool {
         assert!(self.child.is_none(), "already running");
         std::fs::create_dir_all(&self.store).expect("store dir");
         let child = Command::new("nats-server")
@@ -76,9 +92,15 @@ impl NatsServer {
             .expect("nats-server starts");
         self.child = Some(child);
         let port = self.port;
+        let mut exited = false;
         wait_until(&format!("nats-server with JetStream on {port}"), START_TIMEOUT, || {
-            greeting(port).is_some_and(|info| info.contains("\"jetstream\":true"))
+            exited = self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            exited || greeting(port).is_some_and(|info| info.contains("\"jetstream\":true"))
         });
+        if exited {
+            self.child = None;
+        }
+        !exited
     }
 
     /// Kills the process (SIGKILL); the store stays for [`Self::restart`].
