@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::channels::unix_ms;
 use super::doc::ChannelDoc;
+use super::history::open_history;
 use super::names::{parse_key, Key, ALL_CHANNELS, ALL_CONNS, ALL_NODES, ALL_SIGN_INS};
 use super::store::{decode, open_bucket, PerNode};
 use super::NatsAdapter;
@@ -111,6 +112,14 @@ impl NatsAdapter {
                 continue;
             }
             let opened = self.run_unguarded(self.timing.command * 2, open_bucket(&self.js, &self.names.bucket())).await;
+            if opened.is_ok() {
+                // A server that lost its store lost the history stream too: make it again.
+                let (stream, subjects) = (self.names.history_stream(), self.names.history_subjects());
+                let history = open_history(&self.js, &stream, subjects);
+                if let Err(error) = self.run_unguarded(self.timing.command * 2, history).await {
+                    tracing::warn!(%error, "no JetStream history stream yet");
+                }
+            }
             if opened.is_ok() && self.breaker.close() {
                 tracing::info!("nats answers again: circuit breaker closed");
                 self.recover.notify_one();
