@@ -9,6 +9,7 @@
 pub(crate) mod breaker;
 mod cluster;
 pub mod nats;
+pub(crate) mod queue;
 pub mod redis;
 pub(crate) mod stats;
 pub(crate) mod wire;

@@ -41,11 +41,11 @@ use tokio_util::task::TaskTracker;
 
 use self::local::{Gates, Local};
 use self::names::Names;
-use self::publisher::Outgoing;
 use self::subscriber::Interest;
 use super::breaker::Breaker;
 use super::stats::{bump, AdapterStats, Counters};
 use super::{AdapterError, ExtraSink, NodeId, RemoteExtra, RemoteSink, SignInSnapshotFn, SnapshotFn};
+use crate::adapter::queue::Outgoing;
 use crate::config::AdapterConfig;
 
 /// Messages a subscription may hold for the subscriber task; beyond it the client drops them

@@ -12,9 +12,9 @@
 use futures_util::future::join_all;
 use herald_protocol::{SocketId, UserId};
 
-use super::publisher::Outgoing;
 use super::store::PerNode;
 use super::NatsAdapter;
+use crate::adapter::queue::Outgoing;
 use crate::adapter::AdapterError;
 
 /// Users looked up at once by [`NatsAdapter::online`].

@@ -38,11 +38,11 @@ use tokio_util::task::TaskTracker;
 
 use self::keys::Keys;
 use self::link::{Link, PushForward};
-use self::publisher::Outgoing;
 use self::scripts::Scripts;
 use self::subscriber::Interest;
 use super::{AdapterError, NodeId, RemoteSink};
 use crate::adapter::breaker::Breaker;
+use crate::adapter::queue::Outgoing;
 use crate::adapter::stats::{bump, Counters};
 use crate::config::AdapterConfig;
 

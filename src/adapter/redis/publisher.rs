@@ -1,38 +1,18 @@
-//! Fan-out to other nodes: the non-blocking `publish*` calls and the publisher task.
-//!
-//! Every call encodes one message and `try_send`s it into a bounded queue
-//! (`publish_queue_capacity`). Full queue, or breaker open: the message is dropped and counted
-//! (`publish_dropped`) — the caller has delivered locally already, and a slow or absent Redis
-//! must not stall it. The one publisher task takes what is queued (up to [`MAX_BATCH`]) and
-//! sends it as one pipeline (concurrent commands on a cluster).
+//! Fan-out to other nodes through Redis: the non-blocking `publish*` calls, and how one batch
+//! of the shared publish queue (`adapter::queue`: bounded, never blocking, drops counted) is
+//! sent: as one pipeline (concurrent commands on a cluster).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_protocol::{SocketId, UserId};
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
 use super::RedisAdapter;
+use crate::adapter::queue::{self, Outgoing};
 use crate::adapter::stats::bump;
 use crate::adapter::wire::{self, Kind};
-
-/// Messages sent in one pipeline at most.
-const MAX_BATCH: usize = 128;
-
-/// One entry of the publish queue.
-#[derive(Debug)]
-pub(crate) enum Outgoing {
-    Publish {
-        topic: String,
-        message: Bytes,
-    },
-    /// Write this node's connection count of the app (after a release).
-    WriteConns {
-        app: String,
-    },
-}
 
 impl RedisAdapter {
     /// Sends `frame` to the other nodes' subscribers of the channel. Never blocks.
@@ -66,47 +46,12 @@ impl RedisAdapter {
     }
 
     pub(super) fn enqueue(&self, item: Outgoing) {
-        match self.outgoing.try_send(item) {
-            Ok(()) => {}
-            Err(TrySendError::Full(Outgoing::Publish { .. }) | TrySendError::Closed(Outgoing::Publish { .. })) => {
-                bump(&self.counters.publish_dropped, 1);
-            }
-            // The next heartbeat writes the count anyway.
-            Err(_) => {}
-        }
+        queue::enqueue(&self.outgoing, &self.counters, item);
     }
 
-    /// The publisher task. Cancel-safety: `recv` is the only `select!` branch besides the
-    /// token, and it is cancel-safe; a batch in flight finishes (bounded by the command
-    /// timeout). On shutdown, what is queued then is sent once more (one bounded attempt).
-    pub(super) async fn publisher(self: Arc<Self>, mut rx: mpsc::Receiver<Outgoing>, shutdown: CancellationToken) {
-        loop {
-            let first = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                item = rx.recv() => match item {
-                    Some(item) => item,
-                    None => return,
-                },
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(item) => batch.push(item),
-                    Err(_) => break,
-                }
-            }
-            self.flush(batch).await;
-        }
-        let mut rest = Vec::new();
-        while let Ok(item) = rx.try_recv() {
-            rest.push(item);
-            if rest.len() == MAX_BATCH {
-                self.flush(std::mem::take(&mut rest)).await;
-            }
-        }
-        if !rest.is_empty() {
-            self.flush(rest).await;
-        }
+    /// The publisher task: [`queue::drain`] with this adapter's way of sending a batch.
+    pub(super) async fn publisher(self: Arc<Self>, rx: mpsc::Receiver<Outgoing>, shutdown: CancellationToken) {
+        queue::drain(rx, shutdown, |batch| self.flush(batch)).await;
     }
 
     async fn flush(&self, batch: Vec<Outgoing>) {

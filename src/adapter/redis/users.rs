@@ -11,8 +11,8 @@
 use herald_protocol::{SocketId, UserId};
 
 use super::keys::{sign_in_record, socket_field};
-use super::publisher::Outgoing;
 use super::RedisAdapter;
+use crate::adapter::queue::Outgoing;
 use crate::adapter::AdapterError;
 
 /// Users checked per batch by [`RedisAdapter::online`].
