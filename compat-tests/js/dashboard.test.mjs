@@ -3,32 +3,17 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './browser.mjs';
 import { startHerald } from './herald.mjs';
 import { cleanup, connectPusher, serverSdk, subscribe, unique } from './helpers.mjs';
 
 const TOKEN = 'dashboard-token-0123456789';
-const CHROMIUM = '/usr/bin/chromium';
 let herald;
 let browser;
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} missing: apt-get install chromium`);
   herald = await startHerald({ dashboard: { enabled: true, admin_token: TOKEN } });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await cleanup();

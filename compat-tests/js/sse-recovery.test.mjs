@@ -6,14 +6,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer } from 'node:net';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './browser.mjs';
 import { HOST, defaultApp, startHerald } from './herald.mjs';
 import { serverSdk, unique, withTimeout, WAIT_MS } from './helpers.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const HISTORY = [{ channels: 'sse-orders-*', max_events: 100, max_age_seconds: 300 }];
 let herald;
 let sdk;
@@ -47,7 +45,6 @@ async function startRelay(port) {
 }
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} missing: apt-get install chromium`);
   herald = await startHerald({ apps: [defaultApp({ allowed_origins: ['*'], history: HISTORY })] });
   sdk = serverSdk(herald);
   relay = await startRelay(herald.port);
@@ -57,19 +54,7 @@ before(async () => {
   });
   await new Promise((res) => server.listen(0, HOST, res));
   site = { url: `http://${HOST}:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -7,13 +7,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './browser.mjs';
 import { HOST, defaultApp, startHerald } from './herald.mjs';
 import { serverSdk, unique, withTimeout, WAIT_MS } from './helpers.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 let herald;
 let sdk;
 let browser;
@@ -44,26 +42,13 @@ async function startSite() {
 }
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} missing: apt-get install chromium`);
   // Origins match by host: the site and herald are both on 127.0.0.1, on different ports.
   // The second app allows any origin, and so requests without one (curl's).
   const open = defaultApp({ id: '777', key: 'open-key', secret: 'open-secret' });
   herald = await startHerald({ apps: [defaultApp({ allowed_origins: [HOST] }), open] });
   sdk = serverSdk(herald);
   site = await startSite();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

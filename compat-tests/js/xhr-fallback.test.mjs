@@ -11,11 +11,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './browser.mjs';
 import { HOST, REPO_ROOT, startHerald } from './herald.mjs';
 import { serverSdk, unique, WAIT_MS } from './helpers.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const PUSHER_JS = join(REPO_ROOT, 'compat-tests', 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.js');
 
 // The page's helpers: every wait is a promise with a deadline, armed before what it waits for.
@@ -105,24 +104,11 @@ async function startPageServer() {
 }
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} missing: apt-get install chromium`);
   if (!existsSync(PUSHER_JS)) throw new Error(`${PUSHER_JS} missing: npm ci in compat-tests`);
   herald = await startHerald();
   sdk = serverSdk(herald);
   page = await startPageServer();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();
